@@ -1,0 +1,15 @@
+"""ccnet_d2: CCNet criss-cross attention as a Detectron2 extension.
+
+``import ccnet_d2`` registers every backbone, head, meta-architecture and dataset of the project.
+"""
+from . import data, modeling  # noqa: F401  (registration)
+from .config import add_ccnet_config
+from .layers import (
+    RCCA,
+    CrissCrossAttention,
+    criss_cross_attention,
+    criss_cross_attention_map,
+    pixel_attention_map,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,38 @@
+"""add_ccnet_config(cfg): every key ccnet_d2 adds to a Detectron2 config, each with a comment.
+
+Call it on a fresh ``get_cfg()`` before ``merge_from_file``. It only adds keys to the cfg it is given;
+Detectron2's global defaults are never touched.
+"""
+from detectron2.config import CfgNode as CN
+
+__all__ = ["add_ccnet_config"]
+
+
+def add_ccnet_config(cfg):
+    """Extend ``cfg`` in place with the keys of the operator, the instance model and the semantic model."""
+    _add_operator_config(cfg)
+    _add_instance_config(cfg)
+    _add_semantic_config(cfg)
+    return cfg
+
+
+def _add_operator_config(cfg):
+    cfg.MODEL.CCNET = CN()
+    # Number of criss-cross attention loops R (shared weights); 2 gives every pixel full-image context.
+    cfg.MODEL.CCNET.RECURRENCE = 2
+    # Query/key channels are in_channels // REDUCTION (the official code uses 8).
+    cfg.MODEL.CCNET.REDUCTION = 8
+    # Operator backend: "auto" (compiled CUDA kernel for CUDA tensors when built), "cuda" or "torch".
+    cfg.MODEL.CCNET.BACKEND = "auto"
+    # Activation after each conv-norm of the RCCA block: "relu" or "leaky_relu" (official InPlaceABN).
+    cfg.MODEL.CCNET.ACTIVATION = "relu"
+    # Dropout2d after the RCCA bottleneck (0.1 in the official head).
+    cfg.MODEL.CCNET.DROPOUT = 0.1
+
+
+def _add_instance_config(cfg):
+    """Keys of the RCCA-in-backbone Mask R-CNN (issue 5)."""
+
+
+def _add_semantic_config(cfg):
+    """Keys of the CCNet semantic-segmentation model (issue 4)."""

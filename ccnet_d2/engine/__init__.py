@@ -1,0 +1,1 @@
+"""Training engine: the Trainer shared by tools/train_net.py."""

@@ -1,0 +1,1 @@
+"""Evaluator selection and inference helpers."""

@@ -1,0 +1,109 @@
+"""Criss-cross attention as modules: CrissCrossAttention (one CCA with its residual) and RCCA (the
+CCNet context block that applies one shared CrissCrossAttention R times)."""
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from detectron2.config import configurable
+from detectron2.layers import Conv2d, get_norm
+
+from .criss_cross import BACKENDS, criss_cross_attention
+
+__all__ = ["CrissCrossAttention", "RCCA", "get_activation"]
+
+
+def get_activation(name: str) -> nn.Module:
+    """'relu', 'leaky_relu' (slope 0.01, the official code's InPlaceABN default) or 'none'."""
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "leaky_relu":
+        return nn.LeakyReLU(0.01, inplace=True)
+    if name in ("none", "", None):
+        return nn.Identity()
+    raise ValueError(f"activation must be 'relu', 'leaky_relu' or 'none', got {name!r}")
+
+
+class CrissCrossAttention(nn.Module):
+    """1x1 convs to query/key (C // reduction channels) and value (C channels), the criss-cross
+    operator, then ``gamma * attention + x``. gamma is a learnable scalar initialised to 0, so the
+    module starts as the identity and pretrained networks keep their outputs at step 0."""
+
+    def __init__(self, in_channels: int, reduction: int = 8, backend: str = "auto"):
+        super().__init__()
+        if in_channels < 1 or reduction < 1:
+            raise ValueError(f"CrissCrossAttention: in_channels and reduction must be >= 1, "
+                             f"got {in_channels} and {reduction}")
+        if backend not in BACKENDS:
+            raise ValueError(f"CrissCrossAttention: backend must be one of {BACKENDS}, got {backend!r}")
+        qk_channels = max(1, in_channels // reduction)
+        self.in_channels = in_channels
+        self.backend = backend
+        self.query_conv = nn.Conv2d(in_channels, qk_channels, kernel_size=1)
+        self.key_conv = nn.Conv2d(in_channels, qk_channels, kernel_size=1)
+        self.value_conv = nn.Conv2d(in_channels, in_channels, kernel_size=1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"CrissCrossAttention: expected input [B, {self.in_channels}, H, W], "
+                             f"got {tuple(x.shape)}")
+        out = criss_cross_attention(self.query_conv(x), self.key_conv(x), self.value_conv(x), self.backend)
+        return self.gamma * out + x
+
+    def extra_repr(self) -> str:
+        return f"in_channels={self.in_channels}, backend={self.backend!r}"
+
+
+class RCCA(nn.Module):
+    """Recurrent criss-cross attention block of the CCNet head.
+
+    3x3 conv-norm-act to ``inner_channels``; the *same* CrissCrossAttention applied ``recurrence``
+    times (two loops give every pixel a path to every other pixel); 3x3 conv-norm-act; concatenation
+    with the block's input; 3x3 bottleneck conv-norm-act to ``out_channels``; dropout.
+    """
+
+    @configurable
+    def __init__(self, in_channels: int, *, out_channels: int = 512, inner_channels: int = 512,
+                 recurrence: int = 2, reduction: int = 8, norm: str = "BN", activation: str = "relu",
+                 dropout: float = 0.0, backend: str = "auto"):
+        super().__init__()
+        if not isinstance(recurrence, int) or recurrence < 1:
+            raise ValueError(f"RCCA: recurrence must be an integer >= 1 (2 gives full-image context, as in "
+                             f"the paper), got {recurrence!r}; without attention use a plain FCN head")
+        self.recurrence = recurrence
+
+        def conv_norm_act(cin, cout):
+            return Conv2d(cin, cout, kernel_size=3, padding=1, bias=not norm, norm=get_norm(norm, cout),
+                          activation=get_activation(activation))
+
+        self.reduce = conv_norm_act(in_channels, inner_channels)
+        self.attention = CrissCrossAttention(inner_channels, reduction=reduction, backend=backend)
+        self.post = conv_norm_act(inner_channels, inner_channels)
+        self.bottleneck = conv_norm_act(in_channels + inner_channels, out_channels)
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.out_channels = out_channels
+
+    @classmethod
+    def from_config(cls, cfg, in_channels: int):
+        return {
+            "in_channels": in_channels,
+            "out_channels": cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM,
+            "inner_channels": cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM,
+            "recurrence": cfg.MODEL.CCNET.RECURRENCE,
+            "reduction": cfg.MODEL.CCNET.REDUCTION,
+            "norm": cfg.MODEL.SEM_SEG_HEAD.NORM,
+            "activation": cfg.MODEL.CCNET.ACTIVATION,
+            "dropout": cfg.MODEL.CCNET.DROPOUT,
+            "backend": cfg.MODEL.CCNET.BACKEND,
+        }
+
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        """The attended features after the R loops and the post conv (before concatenation): the
+        features the category-consistent loss is applied to."""
+        y = self.reduce(x)
+        for _ in range(self.recurrence):
+            y = self.attention(y)
+        return self.post(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.bottleneck(torch.cat([x, self.context(x)], dim=1)))

@@ -1,0 +1,1 @@
+"""backbone of ccnet_d2 (importing registers them)."""

@@ -1,0 +1,1 @@
+"""heads of ccnet_d2 (importing registers them)."""

@@ -1,0 +1,1 @@
+"""losses of ccnet_d2 (importing registers them)."""

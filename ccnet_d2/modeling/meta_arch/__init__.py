@@ -1,0 +1,1 @@
+"""meta_arch of ccnet_d2 (importing registers them)."""
