@@ -13,6 +13,7 @@ def add_ccnet_config(cfg):
     _add_operator_config(cfg)
     _add_instance_config(cfg)
     _add_semantic_config(cfg)
+    _add_data_config(cfg)
     return cfg
 
 
@@ -36,3 +37,7 @@ def _add_instance_config(cfg):
 
 def _add_semantic_config(cfg):
     """Keys of the CCNet semantic-segmentation model (issue 4)."""
+
+
+def _add_data_config(cfg):
+    """Keys of datasets, augmentations and mappers (issue 4, data part)."""
