@@ -1,1 +1,2 @@
 """Evaluator selection and inference helpers."""
+from .build import EVALUATOR_TYPES, build_evaluator

@@ -1,0 +1,35 @@
+"""The Trainer used by ``tools/train_net.py``: Detectron2's DefaultTrainer with the project's evaluator
+selection, training mapper and poly learning-rate schedule. Everything else (hooks, checkpointing,
+``--resume``, multi-GPU) is Detectron2's."""
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.engine import DefaultTrainer
+from detectron2.projects.deeplab import build_lr_scheduler as build_deeplab_lr_scheduler
+
+from ..evaluation import build_evaluator
+
+__all__ = ["Trainer"]
+
+
+class Trainer(DefaultTrainer):
+    """DefaultTrainer overriding only the evaluator, the data loaders and the LR scheduler."""
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        return build_evaluator(cfg, dataset_name, output_folder)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_detection_train_loader(cfg)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        return build_detection_test_loader(cfg, dataset_name)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        """``SOLVER.LR_SCHEDULER_NAME: WarmupPolyLR`` (CCNet's poly schedule, from
+        ``detectron2.projects.deeplab``) or any scheduler Detectron2 knows."""
+        if cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupPolyLR" and "POLY_LR_POWER" not in cfg.SOLVER:
+            raise KeyError("SOLVER.LR_SCHEDULER_NAME is 'WarmupPolyLR' but SOLVER.POLY_LR_POWER is missing: "
+                           "call detectron2.projects.deeplab.add_deeplab_config(cfg) before merging the yaml")
+        return build_deeplab_lr_scheduler(cfg, optimizer)

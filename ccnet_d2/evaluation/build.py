@@ -1,0 +1,70 @@
+"""Pick Detectron2's evaluator for a dataset from its metadata (``evaluator_type``).
+
+Lives in the package (not in ``tools/train_net.py``) so that every tool and test evaluates the same way.
+"""
+import logging
+import os
+
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation import (
+    CityscapesInstanceEvaluator,
+    CityscapesSemSegEvaluator,
+    COCOEvaluator,
+    SemSegEvaluator,
+)
+from detectron2.utils import comm
+
+__all__ = ["build_evaluator", "EVALUATOR_TYPES"]
+
+logger = logging.getLogger(__name__)
+
+EVALUATOR_TYPES = ("coco", "cityscapes_instance", "sem_seg", "cityscapes_sem_seg")
+
+
+def _check_single_machine(evaluator_type: str) -> None:
+    # Detectron2's Cityscapes evaluators gather results through a local temporary folder.
+    if comm.get_world_size() != comm.get_local_size():
+        raise RuntimeError(f"evaluator_type {evaluator_type!r} (Detectron2's Cityscapes evaluator) only "
+                           "works on a single machine; evaluate with --num-machines 1")
+
+
+def _cityscapes_official_unavailable_reason():
+    """None when the official Cityscapes pixel-level evaluation can be imported, else why not."""
+    try:
+        import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling  # noqa: F401
+    except ImportError as e:  # the package is absent or its module layout changed
+        return f"cannot import cityscapesscripts' pixel-level evaluation ({e})"
+    return None
+
+
+def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
+    """Return the evaluator that matches ``MetadataCatalog.get(dataset_name).evaluator_type``.
+
+    "coco" -> COCOEvaluator (pure-Python pycocotools path: ``detectron2._C`` is never needed),
+    "cityscapes_instance" -> CityscapesInstanceEvaluator, "sem_seg" -> SemSegEvaluator,
+    "cityscapes_sem_seg" -> the official Cityscapes evaluator when ``cityscapesscripts`` imports,
+    else SemSegEvaluator (same mIoU definition) with the reason logged.
+    """
+    if output_folder is None:
+        output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
+    metadata = MetadataCatalog.get(dataset_name)
+    evaluator_type = metadata.get("evaluator_type", None)
+    if evaluator_type == "coco":
+        return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
+    if evaluator_type == "sem_seg":
+        return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
+    if evaluator_type == "cityscapes_instance":
+        _check_single_machine(evaluator_type)
+        return CityscapesInstanceEvaluator(dataset_name)
+    if evaluator_type == "cityscapes_sem_seg":
+        _check_single_machine(evaluator_type)
+        reason = _cityscapes_official_unavailable_reason()
+        if reason is None:
+            return CityscapesSemSegEvaluator(dataset_name)
+        logger.warning("%s: using SemSegEvaluator instead of the official Cityscapes evaluator, because %s",
+                       dataset_name, reason)
+        return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
+    raise ValueError(
+        f"no evaluator for dataset {dataset_name!r}: its metadata has evaluator_type={evaluator_type!r}, "
+        f"expected one of {EVALUATOR_TYPES}. Register the dataset with one of these types "
+        "(MetadataCatalog.get(name).set(evaluator_type=...)).")
