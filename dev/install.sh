@@ -33,33 +33,35 @@ EXT_STAMP=$VENV/.ccnet_ext_stamp
 if [ -f "$DEPS_STAMP" ] && [ "$(cat "$DEPS_STAMP")" = "$deps_key" ]; then
   log "dependencies up to date ($VENV)"
 else
-  log "creating virtual environment in $VENV"
-  rm -rf "$VENV"
-  "$PY" -m venv "$VENV"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtual environment in $VENV"
+    "$PY" -m venv "$VENV"
+  fi
   VPY=$VENV/bin/python
   "$VPY" -m pip install -q --upgrade "pip>=24" wheel
-  log "installing $TORCH_PIN $TORCHVISION_PIN"
-  "$VPY" -m pip install -q "$TORCH_PIN" "$TORCHVISION_PIN"
-  log "installing detectron2 requirements and project test tools"
-  "$VPY" -m pip install -q "${D2_REQUIREMENTS[@]}" "${PROJECT_REQUIREMENTS[@]}" "$TORCH_PIN" "$TORCHVISION_PIN"
-  D2_SOURCE=""
-  log "trying detectron2 from the official source at $D2_COMMIT"
-  if timeout 120 "$VPY" -m pip install -q --no-build-isolation \
-      "detectron2 @ git+https://github.com/facebookresearch/detectron2.git@$D2_COMMIT" >/dev/null 2>&1; then
-    D2_SOURCE="official source, commit $D2_COMMIT"
+  log "installing $TORCH_PIN $TORCHVISION_PIN, detectron2's requirements and the project's test tools"
+  "$VPY" -m pip install -q "$TORCH_PIN" "$TORCHVISION_PIN" "${D2_REQUIREMENTS[@]}" "${PROJECT_REQUIREMENTS[@]}"
+  if [ -f "$VENV/.ccnet_d2_source" ] && "$VPY" -c "import detectron2" 2>/dev/null; then
+    log "detectron2 already installed ($(cat "$VENV/.ccnet_d2_source"))"
   else
-    log "official source unreachable; using the registry copy $D2_REGISTRY_PIN (Python sources only)"
-    SITE=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    TMP=$(mktemp -d)
-    "$VPY" -m pip install -q --no-deps --only-binary=:all: --python-version 3.10 --implementation cp \
-      --target "$TMP" "$D2_REGISTRY_PIN"
-    # The wheel's compiled _C is built for CPython 3.10; nothing here uses it, so it is left out.
-    rm -f "$TMP"/detectron2/_C*.so
-    cp -r "$TMP"/detectron2 "$TMP"/*.dist-info "$SITE"/
-    rm -rf "$TMP"
-    D2_SOURCE="registry package $D2_REGISTRY_PIN"
+    log "trying detectron2 from the official source at $D2_COMMIT"
+    if timeout 300 "$VPY" -m pip install -q --no-build-isolation \
+        "detectron2 @ git+https://github.com/facebookresearch/detectron2.git@$D2_COMMIT" >/dev/null 2>&1; then
+      D2_SOURCE="official source, commit $D2_COMMIT"
+    else
+      log "official source unreachable; using the registry copy $D2_REGISTRY_PIN (Python sources only)"
+      SITE=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+      TMP=$(mktemp -d)
+      "$VPY" -m pip install -q --no-deps --only-binary=:all: --python-version 3.10 --implementation cp \
+        --target "$TMP" "$D2_REGISTRY_PIN"
+      # The wheel's compiled _C is built for CPython 3.10; nothing here uses it, so it is left out.
+      rm -f "$TMP"/detectron2/_C*.so
+      cp -r "$TMP"/detectron2 "$TMP"/*.dist-info "$SITE"/
+      rm -rf "$TMP"
+      D2_SOURCE="registry package $D2_REGISTRY_PIN"
+    fi
+    echo "$D2_SOURCE" > "$VENV/.ccnet_d2_source"
   fi
-  echo "$D2_SOURCE" > "$VENV/.ccnet_d2_source"
   echo "$deps_key" > "$DEPS_STAMP"
   rm -f "$EXT_STAMP"
 fi
