@@ -1,1 +1,10 @@
 """Datasets, mappers and augmentations of ccnet_d2 (importing registers the datasets)."""
+from . import datasets  # noqa: F401  (registration)
+from .augmentations import (
+    HFlipSwapLabelsTransform,
+    RandomHFlipSwapLabels,
+    RandomScale,
+    build_semantic_train_augmentations,
+)
+from .catalog_checks import check_dataset_available
+from .mappers import build_train_mapper, is_semantic_segmentation
