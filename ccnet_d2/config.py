@@ -4,6 +4,7 @@ Call it on a fresh ``get_cfg()`` before ``merge_from_file``. It only adds keys t
 Detectron2's global defaults are never touched.
 """
 from detectron2.config import CfgNode as CN
+from detectron2.projects.deeplab import add_deeplab_config
 
 __all__ = ["add_ccnet_config"]
 
@@ -36,7 +37,55 @@ def _add_instance_config(cfg):
 
 
 def _add_semantic_config(cfg):
-    """Keys of the CCNet semantic-segmentation model (issue 4)."""
+    """Keys of the CCNet semantic-segmentation model (issue 4).
+
+    Starts from Detectron2's DeepLab project keys, reused rather than redefined:
+    MODEL.RESNETS.{STEM_TYPE, RES4_DILATION, RES5_MULTI_GRID} (read by our dilated ResNet),
+    MODEL.SEM_SEG_HEAD.LOSS_TYPE (we accept "cross_entropy" and "ohem"), SOLVER.POLY_LR_{POWER,
+    CONSTANT_ENDING} (WarmupPolyLR) and INPUT.CROP.SINGLE_CATEGORY_MAX_AREA. Their defaults are
+    DeepLab's; the CCNet values live in configs/*/Base-CCNet-*.yaml.
+    """
+    add_deeplab_config(cfg)
+    # Backbone feature the auxiliary FCN head reads (the official code's "dsn" branch on layer3 = res4).
+    cfg.MODEL.SEM_SEG_HEAD.AUX_IN_FEATURE = "res4"
+    # Weight of the auxiliary loss; 0 removes the auxiliary head (0.4 in the official code).
+    cfg.MODEL.SEM_SEG_HEAD.AUX_LOSS_WEIGHT = 0.4
+    # Channels of the auxiliary head's 3x3 conv (512 in the official code, 256 in mmsegmentation).
+    cfg.MODEL.SEM_SEG_HEAD.AUX_CONVS_DIM = 512
+    # OHEM (LOSS_TYPE "ohem"): pixels whose true-class probability is <= this are hard (official README: 0.7).
+    cfg.MODEL.SEM_SEG_HEAD.OHEM_THRESHOLD = 0.7
+    # OHEM keeps at least this many lowest-probability pixels per batch (official README: 100000).
+    cfg.MODEL.SEM_SEG_HEAD.OHEM_MIN_KEPT = 100000
+
+    cfg.MODEL.CCNET.CONSISTENT_LOSS = CN()
+    # Category-consistent loss of the TPAMI paper on a 1x1 projection of the RCCA features.
+    cfg.MODEL.CCNET.CONSISTENT_LOSS.ENABLED = False
+    # Channels of that projection (paper: "reduced ... 16", ambiguous; 16 channels is our reading).
+    cfg.MODEL.CCNET.CONSISTENT_LOSS.DIM = 16
+    # delta_v: pixels closer than this to their class mean are not pulled (paper: 0.5).
+    cfg.MODEL.CCNET.CONSISTENT_LOSS.DELTA_V = 0.5
+    # delta_d: class means closer than 2*delta_d are pushed apart; phi_var turns linear past it (paper: 1.5).
+    cfg.MODEL.CCNET.CONSISTENT_LOSS.DELTA_D = 1.5
+    # alpha, weight of the variance term L_var (paper: 1).
+    cfg.MODEL.CCNET.CONSISTENT_LOSS.VAR_WEIGHT = 1.0
+    # beta, weight of the distance term L_dis (paper: 1).
+    cfg.MODEL.CCNET.CONSISTENT_LOSS.DIS_WEIGHT = 1.0
+    # gamma, weight of the regularisation term L_reg (paper: 0.001).
+    cfg.MODEL.CCNET.CONSISTENT_LOSS.REG_WEIGHT = 0.001
+
+    cfg.TEST.SEM_SEG = CN()
+    # Inference mode of CCNetSegmentor: "whole" (one pass per image) or "slide" (overlapping crops).
+    cfg.TEST.SEM_SEG.MODE = "whole"
+    # Sliding-window crop (h, w) (official Cityscapes evaluation: 769x769).
+    cfg.TEST.SEM_SEG.CROP_SIZE = [769, 769]
+    # Sliding-window stride (h, w) (official: 2/3 of the crop, 513).
+    cfg.TEST.SEM_SEG.STRIDE = [513, 513]
+    # Test scales; logits of every scale (and flip) are averaged at the input resolution.
+    cfg.TEST.SEM_SEG.SCALES = [1.0]
+    # Also run each scale on the horizontally flipped image (flip test-time augmentation).
+    cfg.TEST.SEM_SEG.FLIP = False
+    # (left, right) class-index pairs swapped back after a flip; empty = the test dataset's metadata "flip_pairs".
+    cfg.TEST.SEM_SEG.FLIP_PAIRS = []
 
 
 def _add_data_config(cfg):

@@ -1,0 +1,127 @@
+"""CCNetSegmentor: Detectron2's SemanticSegmentor with CCNet's test-time inference modes."""
+import functools
+import logging
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from torch.nn import functional as F
+
+from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
+from detectron2.modeling import META_ARCH_REGISTRY, SemanticSegmentor
+from detectron2.modeling.postprocessing import sem_seg_postprocess
+from detectron2.structures import ImageList
+
+from ...evaluation.inference import multi_scale_logits, sliding_window_logits
+
+__all__ = ["CCNetSegmentor", "INFERENCE_MODES"]
+
+INFERENCE_MODES = ("whole", "slide")
+_logger = logging.getLogger(__name__)
+
+
+@META_ARCH_REGISTRY.register()
+class CCNetSegmentor(SemanticSegmentor):
+    """Backbone + semantic head, returning ``[{"sem_seg": K x H x W logits}]`` like SemanticSegmentor
+    (so DefaultPredictor and Visualizer work unchanged), with inference chosen in the config:
+    whole image or sliding window, at one or several scales, with or without flip.
+
+    Images are padded to a multiple of the head's feature stride (8 for the dilated ResNet), in
+    training and inference alike, so that upsampled logits line up with the pixels. At inference
+    each image is processed on its own, so no image sees another's padding. ``inference_mode``
+    describes the mode in words; it is logged when evaluation starts.
+    """
+
+    @configurable
+    def __init__(self, *, mode: str = "whole", crop_size: Tuple[int, int] = (769, 769),
+                 stride: Tuple[int, int] = (513, 513), scales: Sequence[float] = (1.0,), flip: bool = False,
+                 flip_pairs: Sequence[Tuple[int, int]] = (), **kwargs):
+        """
+        Args:
+            mode: "whole" or "slide".
+            crop_size, stride: sliding-window crop and stride (h, w), used when mode is "slide".
+            scales, flip: test scales and flip test-time augmentation (averaged logits).
+            flip_pairs: (left, right) class pairs swapped back after a flip (human parsing).
+            kwargs: SemanticSegmentor's arguments (backbone, sem_seg_head, pixel_mean, pixel_std).
+        """
+        super().__init__(**kwargs)
+        if mode not in INFERENCE_MODES:
+            raise ValueError(f"CCNetSegmentor: TEST.SEM_SEG.MODE must be one of {INFERENCE_MODES}, got {mode!r}")
+        if len(crop_size) != 2 or len(stride) != 2 or min(*crop_size, *stride) <= 0:
+            raise ValueError(f"CCNetSegmentor: TEST.SEM_SEG.CROP_SIZE and STRIDE must be two positive "
+                             f"integers (h, w), got {list(crop_size)} and {list(stride)}")
+        if not scales or min(scales) <= 0:
+            raise ValueError(f"CCNetSegmentor: TEST.SEM_SEG.SCALES must be positive numbers, got {list(scales)}")
+        self.mode = mode
+        self.crop_size, self.stride = tuple(crop_size), tuple(stride)
+        self.scales, self.flip = tuple(scales), flip
+        self.flip_pairs = tuple(tuple(pair) for pair in flip_pairs)
+        strides = [shape.stride for shape in self.backbone.output_shape().values()]
+        self.size_divisibility = max([self.backbone.size_divisibility] + strides)
+        self._mode_logged = False
+
+    @classmethod
+    def from_config(cls, cfg):
+        test = cfg.TEST.SEM_SEG
+        flip_pairs = [tuple(p) for p in test.FLIP_PAIRS]
+        if not flip_pairs and cfg.DATASETS.TEST:
+            flip_pairs = [tuple(p) for p in MetadataCatalog.get(cfg.DATASETS.TEST[0]).get("flip_pairs", [])]
+        return {
+            **super().from_config(cfg),
+            "mode": test.MODE,
+            "crop_size": tuple(test.CROP_SIZE),
+            "stride": tuple(test.STRIDE),
+            "scales": tuple(test.SCALES),
+            "flip": test.FLIP,
+            "flip_pairs": flip_pairs,
+        }
+
+    @property
+    def inference_mode(self) -> str:
+        """The inference mode in words, e.g. 'slide 769x769 stride 513x513, scales [1.0], no flip'."""
+        base = "whole image" if self.mode == "whole" else (
+            f"slide {self.crop_size[0]}x{self.crop_size[1]} stride {self.stride[0]}x{self.stride[1]}")
+        flip = "no flip" if not self.flip else (
+            f"flip (swapping class pairs {list(self.flip_pairs)})" if self.flip_pairs else "flip")
+        return f"{base}, scales {list(self.scales)}, {flip}"
+
+    def train(self, mode: bool = True):
+        self._mode_logged = False
+        return super().train(mode)
+
+    def forward(self, batched_inputs: List[Dict]):
+        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        if self.training:
+            images = ImageList.from_tensors(images, self.size_divisibility)
+            if "sem_seg" not in batched_inputs[0]:
+                raise ValueError("CCNetSegmentor: training inputs need a 'sem_seg' ground-truth tensor")
+            targets = [x["sem_seg"].to(self.device) for x in batched_inputs]
+            targets = ImageList.from_tensors(targets, self.size_divisibility, self.sem_seg_head.ignore_value).tensor
+            _, losses = self.sem_seg_head(self.backbone(images.tensor), targets)
+            return losses
+        if not self._mode_logged:
+            _logger.info("CCNetSegmentor inference: %s", self.inference_mode)
+            self._mode_logged = True
+        results = []
+        for image, inputs in zip(images, batched_inputs):
+            logits = self.inference_logits(image.unsqueeze(0))[0]
+            size = image.shape[-2:]
+            height, width = inputs.get("height", size[0]), inputs.get("width", size[1])
+            results.append({"sem_seg": sem_seg_postprocess(logits, size, height, width)})
+        return results
+
+    def inference_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits [N, K, H, W] of normalised images [N, C, H, W] in the configured inference mode."""
+        base = self.padded_logits
+        if self.mode == "slide":
+            base = functools.partial(sliding_window_logits, logits_fn=self.padded_logits,
+                                     crop_size=self.crop_size, stride=self.stride)
+        return multi_scale_logits(images, base, self.scales, self.flip, self.flip_pairs)
+
+    def padded_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """One network pass: pad to the size divisibility, run backbone and head, crop the padding off."""
+        height, width = images.shape[-2:]
+        pad_h = -height % self.size_divisibility
+        pad_w = -width % self.size_divisibility
+        logits, _ = self.sem_seg_head(self.backbone(F.pad(images, (0, pad_w, 0, pad_h))), None)
+        return logits[:, :, :height, :width]
