@@ -1,0 +1,46 @@
+"""``dataset_root``: a temporary $DETECTRON2_DATASETS with every dataset family re-registered under it.
+
+Detectron2 (and ccnet_d2) register datasets with the root read at import, so changing the variable
+inside a test is not enough: the fixture re-registers, then restores the original registration.
+"""
+import importlib.util
+import os
+
+import pytest
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets.builtin import register_all_ade20k, register_all_cityscapes
+
+from ccnet_d2.data.datasets.lip import register_all_lip
+from ccnet_d2.data.datasets.voc import register_all_voc_sem_seg
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_PREFIXES = ("cityscapes_fine_instance_seg_", "cityscapes_fine_sem_seg_", "ade20k_sem_seg_", "lip_sem_seg_",
+             "voc_2012_sem_seg_")
+
+
+def _register_all(root):
+    for name in DatasetCatalog.list():
+        if name.startswith(_PREFIXES):
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+    register_all_cityscapes(root)
+    register_all_ade20k(root)
+    register_all_lip(root)
+    register_all_voc_sem_seg(root)
+
+
+@pytest.fixture
+def dataset_root(tmp_path, monkeypatch):
+    original = os.getenv("DETECTRON2_DATASETS", "datasets")
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    _register_all(str(tmp_path))
+    yield tmp_path
+    _register_all(original)
+
+
+def load_tool(name):
+    """Import ``tools/<name>.py`` as a module (the tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", os.path.join(_REPO, "tools", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,144 @@
+"""Small dataset trees in each dataset's exact on-disk layout, written into a temporary dataset root."""
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+# The first entries of Pascal VOC's colour map (index -> RGB) and the void colour of index 255.
+VOC_PALETTE_HEAD = [(0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128, 0, 128)]
+VOC_VOID_RGB = (224, 224, 192)
+
+
+def _write_jpg(path, height, width, rng):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+
+
+def _write_png(path, array, palette=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    image = Image.fromarray(array.astype(np.uint8))
+    if palette is not None:
+        image.putpalette(palette)  # "L" becomes "P": the pixel values stay the class indices
+    image.save(path)
+
+
+def make_lip_tree(root, splits=(("train", 3), ("val", 2)), size=(40, 30), seed=0):
+    """LIP/TrainVal_images/{split}_images, TrainVal_parsing_annotations/{split}_segmentations, {split}_id.txt.
+
+    Returns {split: {image_id: label array}}.
+    """
+    rng = np.random.default_rng(seed)
+    height, width = size
+    labels = {}
+    for split, count in splits:
+        ids = [f"{100 + i}_{seed}{i:05d}" for i in range(count)]
+        labels[split] = {}
+        for image_id in ids:
+            _write_jpg(os.path.join(root, "LIP/TrainVal_images", f"{split}_images", image_id + ".jpg"),
+                       height, width, rng)
+            label = rng.integers(0, 20, (height, width), dtype=np.uint8)
+            _write_png(os.path.join(root, "LIP/TrainVal_parsing_annotations", f"{split}_segmentations",
+                                    image_id + ".png"), label)
+            labels[split][image_id] = label
+        with open(os.path.join(root, "LIP/TrainVal_images", f"{split}_id.txt"), "w") as f:
+            f.write("".join(i + "\n" for i in ids))
+    return labels
+
+
+def make_cityscapes_tree(root, splits=(("train", 2), ("val", 1)), size=(32, 64), city="aachen"):
+    """cityscapes/leftImg8bit/<split>/<city>/*_leftImg8bit.png + gtFine/<split>/<city>/*_gtFine_polygons.json.
+
+    plus the release's ``*_gtFine_{labelIds,instanceIds}.png``. Each frame: "road" on the left half (train id 0), a "car" box in the right half (train id 13),
+    the rest unlabelled (255). Returns {split: [frame prefix]}.
+    """
+    from cityscapesscripts.preparation.json2labelImg import json2labelImg
+
+    rng = np.random.default_rng(1)
+    height, width = size
+    frames = {}
+    for split, count in splits:
+        frames[split] = []
+        for i in range(count):
+            prefix = f"{city}_{i:06d}_000019"
+            image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            _write_png(os.path.join(root, "cityscapes/leftImg8bit", split, city, prefix + "_leftImg8bit.png"), image)
+            polygons = {"imgHeight": height, "imgWidth": width, "objects": [
+                {"label": "road", "polygon": [[0, 0], [width // 2 - 1, 0], [width // 2 - 1, height - 1],
+                                              [0, height - 1]]},
+                {"label": "car", "polygon": [[width // 2 + 4, 4], [width - 5, 4], [width - 5, height - 5],
+                                             [width // 2 + 4, height - 5]]},
+            ]}
+            gt_dir = os.path.join(root, "cityscapes/gtFine", split, city)
+            os.makedirs(gt_dir, exist_ok=True)
+            json_file = os.path.join(gt_dir, prefix + "_gtFine_polygons.json")
+            with open(json_file, "w") as f:
+                json.dump(polygons, f)
+            # The release also ships label-id and instance-id images drawn from the same polygons.
+            json2labelImg(json_file, json_file.replace("_polygons.json", "_labelIds.png"), "ids")
+            label_ids = np.asarray(Image.open(json_file.replace("_polygons.json", "_labelIds.png")))
+            instance_ids = label_ids.astype(np.uint16)
+            instance_ids[label_ids == 26] = 26000  # the one car, instance 0 (Cityscapes: label id * 1000 + k)
+            Image.fromarray(instance_ids).save(json_file.replace("_polygons.json", "_instanceIds.png"))
+            frames[split].append(prefix)
+    return frames
+
+
+def make_ade20k_tree(root, counts=(("training", 2), ("validation", 1)), size=(24, 36)):
+    """ADEChallengeData2016/images/<split>/ADE_*.jpg + annotations/<split>/ADE_*.png (labels 0..150).
+
+    Returns {split: {name: label array}}.
+    """
+    rng = np.random.default_rng(2)
+    height, width = size
+    labels = {}
+    for split, count in counts:
+        labels[split] = {}
+        tag = "train" if split == "training" else "val"
+        for i in range(count):
+            name = f"ADE_{tag}_{i + 1:08d}"
+            _write_jpg(os.path.join(root, "ADEChallengeData2016/images", split, name + ".jpg"), height, width, rng)
+            label = rng.integers(0, 151, (height, width), dtype=np.uint8)
+            label[0, :4] = [0, 1, 150, 75]  # make sure the edge values are present
+            _write_png(os.path.join(root, "ADEChallengeData2016/annotations", split, name + ".png"), label)
+            labels[split][name] = label
+    return labels
+
+
+def make_voc_sbd_tree(root, voc_train=("2007_000032", "2007_000039"), voc_val=("2007_000033",),
+                      sbd_train=("2008_000002", "2007_000039"), sbd_val=("2008_000003", "2007_000033"),
+                      size=(20, 26)):
+    """VOCdevkit/VOC2012/{JPEGImages,SegmentationClass (palette PNGs),ImageSets/Segmentation/{train,val}.txt}
+    + benchmark_RELEASE/dataset/{cls/*.mat,img/*.jpg,train.txt,val.txt}.
+
+    Returns (voc_labels, sbd_labels): {image_id: label array}.
+    """
+    import scipy.io
+
+    rng = np.random.default_rng(3)
+    height, width = size
+    voc = os.path.join(root, "VOCdevkit/VOC2012")
+    sbd = os.path.join(root, "benchmark_RELEASE/dataset")
+    palette = [c for rgb in VOC_PALETTE_HEAD for c in rgb] + [0] * 3 * (255 - len(VOC_PALETTE_HEAD)) + list(VOC_VOID_RGB)
+    voc_labels, sbd_labels = {}, {}
+    for image_id in sorted(set(voc_train) | set(voc_val) | set(sbd_train) | set(sbd_val)):
+        _write_jpg(os.path.join(voc, "JPEGImages", image_id + ".jpg"), height, width, rng)
+    for image_id in sorted(set(voc_train) | set(voc_val)):
+        label = rng.integers(0, len(VOC_PALETTE_HEAD), (height, width), dtype=np.uint8)
+        label[0, :] = 255  # void border
+        _write_png(os.path.join(voc, "SegmentationClass", image_id + ".png"), label, palette)
+        voc_labels[image_id] = label
+    os.makedirs(os.path.join(sbd, "cls"), exist_ok=True)
+    for image_id in sorted(set(sbd_train) | set(sbd_val)):
+        label = rng.integers(0, 21, (height, width), dtype=np.uint8)
+        scipy.io.savemat(os.path.join(sbd, "cls", image_id + ".mat"), {"GTcls": {
+            "Segmentation": label, "Boundaries": np.zeros((21, 1), dtype=object),
+            "CategoriesPresent": np.unique(label)}})
+        sbd_labels[image_id] = label
+    split_dir = os.path.join(voc, "ImageSets/Segmentation")
+    os.makedirs(split_dir, exist_ok=True)
+    for path, ids in ((os.path.join(split_dir, "train.txt"), voc_train), (os.path.join(split_dir, "val.txt"), voc_val),
+                      (os.path.join(sbd, "train.txt"), sbd_train), (os.path.join(sbd, "val.txt"), sbd_val)):
+        with open(path, "w") as f:
+            f.write("".join(i + "\n" for i in ids))
+    return voc_labels, sbd_labels
