@@ -1,9 +1,80 @@
+"""Install ccnet_d2; compile the criss-cross op `ccnet_d2._C` (README, "The compiled operator").
+
+- A CUDA toolkit is found (CUDA_HOME, or nvcc on PATH) or FORCE_CUDA=1: CUDAExtension with the CPU
+  and the CUDA kernels, for TORCH_CUDA_ARCH_LIST (default: Volta to Hopper, limited to what the
+  toolkit's nvcc can compile; CUDA 13 dropped Volta).
+- No toolkit: CppExtension with the CPU kernel only (backend "auto" then uses PyTorch on GPUs).
+- CCNET_D2_NO_EXTENSION=1: no extension at all (a pure-Python install; no compiler needed).
+"""
+import os
+import subprocess
+
 from setuptools import find_packages, setup
+
+DEFAULT_ARCHS = ("7.0", "7.5", "8.0", "8.6", "8.9", "9.0")  # Volta, Turing, Ampere, Ada, Hopper
+SOURCE_DIR = os.path.join("ccnet_d2", "csrc")
+
+
+def _sources(pattern_ext):
+    found = []
+    for root, _, files in os.walk(SOURCE_DIR):
+        found += [os.path.join(root, f) for f in sorted(files) if f.endswith(pattern_ext)]
+    return sorted(found)
+
+
+def _nvcc_archs(cuda_home):
+    """Compute capabilities ('7.5', ...) that this toolkit's nvcc can compile, or None if unknown."""
+    try:
+        listed = subprocess.run([os.path.join(cuda_home, "bin", "nvcc"), "--list-gpu-arch"], check=True,
+                                capture_output=True, text=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return {f"{a[8:-1]}.{a[-1]}" for a in listed if a.startswith("compute_")}
+
+
+def _default_arch_list(cuda_home):
+    supported = _nvcc_archs(cuda_home)
+    archs = [a for a in DEFAULT_ARCHS if supported is None or a in supported]
+    if not archs:
+        raise RuntimeError(f"nvcc in {cuda_home} supports none of {DEFAULT_ARCHS}; set TORCH_CUDA_ARCH_LIST")
+    return ";".join(archs[:-1] + [archs[-1] + "+PTX"])
+
+
+def _extensions():
+    if os.environ.get("CCNET_D2_NO_EXTENSION") == "1":
+        return [], {}
+    import torch
+    from torch.utils import cpp_extension
+
+    cuda_home = cpp_extension.CUDA_HOME
+    with_cuda = os.environ.get("FORCE_CUDA") == "1" or (cuda_home is not None and torch.version.cuda is not None)
+    cxx_flags = ["-O3"]  # the C++ standard is the one torch.utils.cpp_extension picks for this torch
+    if not with_cuda:
+        ext = cpp_extension.CppExtension("ccnet_d2._C", _sources(".cpp"), extra_compile_args={"cxx": cxx_flags})
+        return [ext], {"build_ext": cpp_extension.BuildExtension}
+    if cuda_home is None:
+        raise RuntimeError("FORCE_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME (e.g. /usr/local/cuda)")
+    if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        os.environ["TORCH_CUDA_ARCH_LIST"] = _default_arch_list(cuda_home)
+    print(f"ccnet_d2: compiling the CUDA op with {cuda_home} for TORCH_CUDA_ARCH_LIST="
+          f"{os.environ['TORCH_CUDA_ARCH_LIST']}")
+    ext = cpp_extension.CUDAExtension(
+        "ccnet_d2._C",
+        _sources(".cpp") + _sources(".cu"),
+        define_macros=[("CCNET_WITH_CUDA", None)],
+        extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--expt-relaxed-constexpr"]},
+    )
+    return [ext], {"build_ext": cpp_extension.BuildExtension}
+
+
+ext_modules, cmdclass = _extensions()
 
 setup(
     name="ccnet_d2",
     version="0.1.0",
     description="CCNet criss-cross attention as a Detectron2 extension",
-    packages=find_packages(exclude=("tests", "tools", "configs")),
+    packages=find_packages(exclude=("tests", "tests.*", "tools", "configs")),
     python_requires=">=3.10",
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
 )

@@ -1,10 +1,33 @@
-"""Access to the compiled CUDA criss-cross op (`ccnet_d2._C`).
+"""Access to the compiled criss-cross op (`ccnet_d2._C`) and its torch.library registration.
 
-The extension is optional: it is absent on machines built without a CUDA toolkit. Only a missing
-module counts as absent; an extension that exists but fails to load raises, so a broken build is
-never hidden behind the PyTorch fallback.
+The extension defines three operators in C++, with CPU kernels always and CUDA kernels when it was
+compiled with a CUDA toolkit:
+
+- ``torch.ops.ccnet_d2.criss_cross_attention(query, key, value) -> output``
+- ``torch.ops.ccnet_d2.criss_cross_attention_backward(grad_output, query, key, value)
+  -> (grad_query, grad_key, grad_value)``
+- ``torch.ops.ccnet_d2.criss_cross_attention_weights(query, key) -> [B, H+W-1, H, W]`` (float32,
+  float64 for float64 inputs; the layout of ``criss_cross_attention_map``)
+
+This module adds their fake (meta) kernels, so that ``torch.compile``/``torch.export`` see one op
+with known output shapes, and the autograd formula of the first one. The forward keeps no attention
+map: the backward recomputes it from query and key (a C'-channel pass, cheap next to the C-channel
+aggregations), which halves what the op holds between forward and backward.
+
+Precision: the op runs in the dtype of its inputs (float32, float16, bfloat16, float64) with float32
+accumulation and softmax (float64 for float64). Autocast does not touch it (no autocast kernel is
+registered): under autocast its inputs come from convolutions, so they already share the autocast
+dtype; inputs of different dtypes raise.
+
+The extension is optional: it is absent on machines installed without it. Only a missing module
+counts as absent; an extension that exists but fails to load raises, so a broken build is never
+hidden behind the PyTorch fallback.
 """
 import importlib
+
+import torch
+
+__all__ = ["extension_available", "extension_built", "extension_status", "criss_cross_attention_cuda"]
 
 _extension = None
 _status = None
@@ -15,18 +38,57 @@ def _load():
     if _status is not None:
         return _extension
     try:
-        _extension = importlib.import_module("ccnet_d2._C")
-        _status = "built"
+        extension = importlib.import_module("ccnet_d2._C")
     except ModuleNotFoundError as e:
         if e.name != "ccnet_d2._C":
             raise
         _status = "not built (ccnet_d2._C is absent)"
+        return None
+    _register_python_kernels()
+    _extension = extension
+    if extension.compiled_with_cuda():
+        _status = f"built with CUDA {extension.cuda_version()} kernels"
+    else:
+        _status = "built with the CPU kernel only (no CUDA toolkit at build time)"
     return _extension
 
 
-def extension_available() -> bool:
-    """True when the compiled op is importable."""
+def _register_python_kernels():
+    """Fake kernels for the three C++ operators and the autograd formula of the forward op."""
+
+    @torch.library.register_fake("ccnet_d2::criss_cross_attention")
+    def _(query, key, value):
+        return value.new_empty(value.shape)
+
+    @torch.library.register_fake("ccnet_d2::criss_cross_attention_backward")
+    def _(grad_output, query, key, value):
+        return query.new_empty(query.shape), key.new_empty(key.shape), value.new_empty(value.shape)
+
+    @torch.library.register_fake("ccnet_d2::criss_cross_attention_weights")
+    def _(query, key):
+        b, _, h, w = query.shape
+        dtype = torch.float64 if query.dtype == torch.float64 else torch.float32
+        return query.new_empty((b, h + w - 1, h, w), dtype=dtype)
+
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+
+    def backward(ctx, grad_output):
+        query, key, value = ctx.saved_tensors
+        return torch.ops.ccnet_d2.criss_cross_attention_backward(grad_output, query, key, value)
+
+    torch.library.register_autograd("ccnet_d2::criss_cross_attention", backward, setup_context=setup_context)
+
+
+def extension_built() -> bool:
+    """True when ``ccnet_d2._C`` is importable (its CPU kernels are then registered)."""
     return _load() is not None
+
+
+def extension_available() -> bool:
+    """True when the compiled CUDA kernels are available (what backend 'cuda'/'auto' need)."""
+    extension = _load()
+    return extension is not None and extension.compiled_with_cuda()
 
 
 def extension_status() -> str:
@@ -36,5 +98,10 @@ def extension_status() -> str:
 
 
 def criss_cross_attention_cuda(query, key, value):
-    """Forward/backward through the compiled kernel (CUDA tensors)."""
-    raise NotImplementedError("the CUDA kernel is being written (issue 3)")
+    """Criss-cross attention of CUDA tensors through the compiled kernels (forward and backward).
+    The CPU kernel of the same op is reached through ``torch.ops.ccnet_d2.criss_cross_attention``."""
+    if not extension_available():
+        raise RuntimeError(f"criss_cross_attention_cuda: the compiled CUDA op is {extension_status()}")
+    if not query.is_cuda:
+        raise ValueError(f"criss_cross_attention_cuda: expected CUDA tensors, got {query.device}")
+    return torch.ops.ccnet_d2.criss_cross_attention(query, key, value)
