@@ -1,0 +1,65 @@
+"""``tools/train_net.py`` trains CCNet a few iterations and evaluates, on generated LIP and Cityscapes trees.
+
+Each run is a fresh process with ``DETECTRON2_DATASETS`` pointing at the generated tree (the datasets
+are registered at import, as in real use), the toy-size CCNet config shrunk further by overrides.
+"""
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.data.conftest import load_tool
+from tests.data.trees import make_cityscapes_tree, make_lip_tree
+
+pytestmark = pytest.mark.slow
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOY_CONFIG = os.path.join(REPO, "configs/Toy-SemanticSegmentation/ccnet_R_50_narrow_os8_r2_toy.yaml")
+
+
+def _train_and_evaluate(dataset_root, output_dir, overrides):
+    command = [sys.executable, os.path.join(REPO, "tools/train_net.py"), "--config-file", TOY_CONFIG,
+               "SOLVER.MAX_ITER", "3", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.CHECKPOINT_PERIOD", "1000",
+               "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(output_dir), *overrides]
+    env = dict(os.environ, DETECTRON2_DATASETS=str(dataset_root))
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-6000:]
+    return log
+
+
+def _copypaste_metrics(log):
+    """The metrics Detectron2 prints as ``copypaste: name,name,...`` then ``copypaste: value,value,...``."""
+    lines = [line.split("copypaste: ", 1)[1].strip() for line in log.splitlines() if "copypaste: " in line]
+    for names, values in zip(lines, lines[1:]):
+        if "IoU" in names:
+            metrics = dict(zip(names.split(","), map(float, values.split(","))))
+            print("evaluation:", metrics)  # shown with pytest -s / -rP
+            return metrics
+    raise AssertionError("no evaluation metrics in the log:\n" + log[-4000:])
+
+
+def test_train_net_trains_and_evaluates_on_a_lip_tree(tmp_path):
+    make_lip_tree(str(tmp_path / "data"), splits=(("train", 4), ("val", 2)), size=(64, 48))
+    log = _train_and_evaluate(tmp_path / "data", tmp_path / "out", [
+        "DATASETS.TRAIN", "('lip_sem_seg_train',)", "DATASETS.TEST", "('lip_sem_seg_val',)",
+        "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "20", "INPUT.FORMAT", "RGB", "INPUT.CROP.SIZE", "(48, 48)",
+        "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64", "TEST.SEM_SEG.FLIP", "True"])
+    metrics = _copypaste_metrics(log)
+    for name in ("mIoU", "fwIoU", "mACC", "pACC"):  # LIP reports mean accuracy too
+        assert 0.0 <= metrics[name] <= 100.0 and not math.isnan(metrics[name]), metrics
+    assert "RandomHFlipSwapLabels" in log  # the LIP flip was in the training augmentations
+
+
+def test_train_net_trains_and_evaluates_on_a_cityscapes_tree(tmp_path):
+    make_cityscapes_tree(str(tmp_path / "data"), splits=(("train", 2), ("val", 1)), size=(48, 96))
+    load_tool("prepare_cityscapes").main([str(tmp_path / "data" / "cityscapes"), "--workers", "1"])
+    log = _train_and_evaluate(tmp_path / "data", tmp_path / "out", [
+        "DATASETS.TRAIN", "('cityscapes_fine_sem_seg_train',)", "DATASETS.TEST", "('cityscapes_fine_sem_seg_val',)",
+        "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "19", "INPUT.FORMAT", "RGB", "INPUT.CROP.SIZE", "(48, 48)",
+        "INPUT.MIN_SIZE_TEST", "48", "INPUT.MAX_SIZE_TEST", "96"])
+    metrics = _copypaste_metrics(log)
+    miou = metrics.get("mIoU", metrics.get("IoU"))  # SemSegEvaluator: mIoU; official Cityscapes: IoU
+    assert miou is not None and 0.0 <= miou <= 100.0, metrics
