@@ -1,0 +1,127 @@
+"""The dilated ResNet: output stride, dilations, deep stem, and exact agreement with Detectron2's ResNet.
+
+The strongest check uses a property of dilation: with the stride in the 1x1 convs (STRIDE_IN_1X1),
+a network whose res4/res5 keep stride 1 with dilations 2/4 computes, at every 2nd/4th pixel, exactly
+what the undilated network computes at stride 16/32 with the same weights. Detectron2's own ResNet
+is the reference.
+"""
+import pytest
+import torch
+
+from detectron2.config import get_cfg
+from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
+from detectron2.modeling.backbone.resnet import build_resnet_backbone
+from detectron2.projects.deeplab.resnet import DeepLabStem
+
+from ccnet_d2 import add_ccnet_config
+from ccnet_d2.modeling.backbone import build_dilated_resnet_backbone
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # tiny tensors: one intra-op thread; more oversubscribe a busy 2-core machine
+    threads = torch.get_num_threads(); torch.set_num_threads(1)  # noqa: E702
+    yield
+    torch.set_num_threads(threads)
+
+
+
+def _cfg(**resnets):
+    """A narrow ResNet-50 (1/8 of the channels) so that the tests stay fast."""
+    cfg = get_cfg()
+    add_ccnet_config(cfg)
+    r = cfg.MODEL.RESNETS
+    r.DEPTH, r.NORM, r.STEM_OUT_CHANNELS, r.RES2_OUT_CHANNELS, r.WIDTH_PER_GROUP = 50, "BN", 16, 32, 8
+    r.STEM_TYPE, r.RES4_DILATION, r.RES5_DILATION, r.RES5_MULTI_GRID = "basic", 2, 4, [1, 1, 1]
+    r.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    for key, value in resnets.items():
+        setattr(r, key, value)
+    return cfg
+
+
+def _build(cfg, builder=build_dilated_resnet_backbone):
+    torch.manual_seed(0)
+    return builder(cfg, ShapeSpec(channels=3)).eval()
+
+
+def _randomise_batch_norm(model):
+    """Non-trivial running statistics, so that the comparisons exercise every normalisation."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def test_output_stride_8_and_dilations():
+    model = _build(_cfg(RES5_MULTI_GRID=[1, 2, 4]))
+    shapes = model.output_shape()
+    assert {k: v.stride for k, v in shapes.items()} == {"res2": 4, "res3": 8, "res4": 8, "res5": 8}
+    assert [b.conv2.dilation for b in model.res4] == [(2, 2)] * 6
+    assert [b.conv2.dilation for b in model.res5] == [(4, 4), (8, 8), (16, 16)]  # 4 x multi-grid
+    for block in list(model.res4) + list(model.res5):
+        assert block.stride == 1 and block.conv2.padding == block.conv2.dilation
+    features = model(torch.randn(1, 3, 67, 45))
+    assert features["res5"].shape[-2:] == features["res4"].shape[-2:] == (9, 6)  # ceil(67/8), ceil(45/8)
+    assert features["res5"].shape[1] == shapes["res5"].channels
+
+
+def test_output_stride_8_equals_detectron2_resnet_sampled_every_4th_pixel():
+    ours = _build(_cfg(STRIDE_IN_1X1=True))
+    reference = _build(_cfg(STRIDE_IN_1X1=True, RES4_DILATION=1, RES5_DILATION=1), build_resnet_backbone)
+    _randomise_batch_norm(reference)
+    ours.load_state_dict(reference.state_dict())  # same weights; only strides/dilations differ
+    x = torch.randn(2, 3, 75, 61)
+    with torch.no_grad():
+        dilated, plain = ours(x), reference(x)
+    assert reference.output_shape()["res5"].stride == 32
+    assert torch.allclose(dilated["res3"], plain["res3"], atol=1e-5)
+    assert torch.allclose(dilated["res4"][..., ::2, ::2], plain["res4"], atol=1e-4)
+    assert torch.allclose(dilated["res5"][..., ::4, ::4], plain["res5"], atol=1e-4)
+    assert dilated["res5"].shape[-2:] == (10, 8) and plain["res5"].shape[-2:] == (3, 2)
+
+
+def test_output_stride_16_equals_detectron2_res5_dilation_2():
+    """Where Detectron2 itself supports it (RES5_DILATION 2), the two builders agree exactly."""
+    ours = _build(_cfg(RES4_DILATION=1, RES5_DILATION=2))
+    reference_cfg = _cfg(RES5_DILATION=2)
+    reference = _build(reference_cfg, build_resnet_backbone)
+    _randomise_batch_norm(reference)
+    assert ours.state_dict().keys() == reference.state_dict().keys()
+    ours.load_state_dict(reference.state_dict())
+    assert {k: v.stride for k, v in ours.output_shape().items()} == \
+        {k: v.stride for k, v in reference.output_shape().items()}
+    x = torch.randn(1, 3, 53, 70)
+    with torch.no_grad():
+        a, b = ours(x), reference(x)
+    for name in ("res2", "res3", "res4", "res5"):
+        assert torch.allclose(a[name], b[name], atol=1e-5), name
+
+
+def test_deep_stem_and_freezing():
+    cfg = _cfg(STEM_TYPE="deeplab", STEM_OUT_CHANNELS=128)
+    cfg.MODEL.BACKBONE.FREEZE_AT = 2
+    model = _build(cfg)
+    assert isinstance(model.stem, DeepLabStem)
+    convs = [model.stem.conv1, model.stem.conv2, model.stem.conv3]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (3, 64, (3, 3), (2, 2)), (64, 64, (3, 3), (1, 1)), (64, 128, (3, 3), (1, 1))]
+    assert model.res2[0].in_channels == 128
+    # The stem replaced after Detectron2's build is frozen too (FREEZE_AT 2: stem and res2).
+    assert not any(p.requires_grad for p in model.stem.parameters())
+    assert not any(p.requires_grad for p in model.res2.parameters())
+    assert all(p.requires_grad for p in model.res3.parameters())
+    assert isinstance(model.stem.conv1.norm, FrozenBatchNorm2d)
+    assert model(torch.randn(1, 3, 33, 41))["res5"].shape[-2:] == (5, 6)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"RES4_DILATION": 2, "RES5_DILATION": 2}, "output stride 8"),
+    ({"STEM_TYPE": "wide"}, "STEM_TYPE"),
+    ({"RES5_MULTI_GRID": [1, 2]}, "one factor per res5 block"),
+    ({"DEPTH": 18, "RES2_OUT_CHANNELS": 64}, "DEPTH >= 50"),
+])
+def test_invalid_configurations_are_named(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        _build(_cfg(**overrides))
