@@ -146,6 +146,18 @@ CCNET_HOST_DEVICE acc_t cross_aggregate_transposed(int64_t index, const acc_t* w
   return sum;
 }
 
+// Geometry of a [B, C, H, W] tensor.
+inline CrossGeometry geometry_of(const at::Tensor& t) {
+  return CrossGeometry{t.size(0), t.size(1), t.size(2), t.size(3)};
+}
+
+// Uninitialised [B, L, H, W] attention buffer in the accumulation type of the query's dtype.
+inline at::Tensor new_attention(const at::Tensor& query) {
+  const auto acc = query.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  return at::empty({query.size(0), query.size(2) + query.size(3) - 1, query.size(2), query.size(3)},
+                   query.options().dtype(acc));
+}
+
 // Entry points, one per device. `attention_weights` returns [B, L, H, W] in the accumulation type;
 // the backward returns (grad_query, grad_key, grad_value) and recomputes the attention.
 at::Tensor attention_weights_cpu(const at::Tensor& query, const at::Tensor& key);

@@ -13,22 +13,12 @@ namespace {
 
 constexpr int64_t kGrain = 2048;
 
-CrossGeometry geometry_of(const at::Tensor& t) {
-  return CrossGeometry{t.size(0), t.size(1), t.size(2), t.size(3)};
-}
-
 // Runs fn(index) for index in [0, n) in parallel.
 template <typename Fn>
 void parallel_elements(int64_t n, const Fn& fn) {
   at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) fn(i);
   });
-}
-
-at::Tensor new_attention(const at::Tensor& query) {
-  const auto acc = query.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  return at::empty({query.size(0), query.size(2) + query.size(3) - 1, query.size(2), query.size(3)},
-                   query.options().dtype(acc));
 }
 
 // Energies then softmax into `attention` ([B, L, H, W], accumulation type).

@@ -67,16 +67,6 @@ void launch(Kernel kernel, int64_t n, Args... args) {
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-CrossGeometry geometry_of(const at::Tensor& t) {
-  return CrossGeometry{t.size(0), t.size(1), t.size(2), t.size(3)};
-}
-
-at::Tensor new_attention(const at::Tensor& query) {
-  const auto acc = query.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  return at::empty({query.size(0), query.size(2) + query.size(3) - 1, query.size(2), query.size(3)},
-                   query.options().dtype(acc));
-}
-
 void check_cuda(const char* where, std::initializer_list<at::Tensor> tensors) {
   for (const auto& t : tensors) {
     TORCH_CHECK(t.is_cuda(), where, ": expected CUDA tensors, got one on ", t.device());
