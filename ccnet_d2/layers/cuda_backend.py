@@ -31,10 +31,11 @@ __all__ = ["extension_available", "extension_built", "extension_status", "criss_
 
 _extension = None
 _status = None
+_has_cuda_kernels = False  # a plain bool, so that torch.compile can trace extension_available()
 
 
 def _load():
-    global _extension, _status
+    global _extension, _status, _has_cuda_kernels
     if _status is not None:
         return _extension
     try:
@@ -46,7 +47,8 @@ def _load():
         return None
     _register_python_kernels()
     _extension = extension
-    if extension.compiled_with_cuda():
+    _has_cuda_kernels = bool(extension.compiled_with_cuda())
+    if _has_cuda_kernels:
         _status = f"built with CUDA {extension.cuda_version()} kernels"
     else:
         _status = "built with the CPU kernel only (no CUDA toolkit at build time)"
@@ -87,8 +89,7 @@ def extension_built() -> bool:
 
 def extension_available() -> bool:
     """True when the compiled CUDA kernels are available (what backend 'cuda'/'auto' need)."""
-    extension = _load()
-    return extension is not None and extension.compiled_with_cuda()
+    return _load() is not None and _has_cuda_kernels
 
 
 def extension_status() -> str:
@@ -105,3 +106,8 @@ def criss_cross_attention_cuda(query, key, value):
     if not query.is_cuda:
         raise ValueError(f"criss_cross_attention_cuda: expected CUDA tensors, got {query.device}")
     return torch.ops.ccnet_d2.criss_cross_attention(query, key, value)
+
+
+# Load at import, not on first use: the operators and their fake kernels must exist before
+# torch.compile traces a model, and tracing cannot import modules.
+_load()

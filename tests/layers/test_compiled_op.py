@@ -151,6 +151,18 @@ def test_torch_compile_sees_one_op():
 
 
 @needs_extension
+def test_backend_queries_trace_under_torch_compile():
+    """criss_cross_attention(backend="cuda"/"auto") asks extension_available() inside compiled
+    models; the query must not break a fullgraph trace."""
+    def attend(q, k, v):
+        scale = 2.0 if cuda_backend.extension_available() else 3.0
+        return torch.ops.ccnet_d2.criss_cross_attention(q, k, v) * scale
+
+    q, k, v = _inputs(1, 2, 3, 4, 5, dtype=torch.float32)
+    torch.testing.assert_close(torch.compile(attend, fullgraph=True, backend="aot_eager")(q, k, v), attend(q, k, v))
+
+
+@needs_extension
 @pytest.mark.parametrize("args,message", [
     (((1, 2, 3, 4), (1, 3, 3, 4), (1, 5, 3, 4)), "query and key must have one shape"),
     (((1, 2, 3, 4), (1, 2, 3, 4), (1, 5, 3, 5)), "value must be [B, C, H, W]"),
