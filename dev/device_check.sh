@@ -5,7 +5,7 @@
 #
 # Before the call, here: `bash ../shared/device/make_wheels.sh` (detectron2 and its small requirements
 # as wheels in .whl/, git-ignored). The device call: carry [".whl"], command `bash dev/device_check.sh`,
-# timeout_s 600. The build takes about a minute there; tests and benchmark a few minutes.
+# timeout_s 600; extra arguments go to tools/benchmark_attention.py. The build takes about a minute there; tests and benchmark a few minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/output/device_check}
