@@ -33,7 +33,12 @@ def _add_operator_config(cfg):
 
 
 def _add_instance_config(cfg):
-    """Keys of the RCCA-in-backbone Mask R-CNN (issue 5)."""
+    """Keys of the RCCA-in-backbone Mask R-CNN (issue 5); R, reduction and backend come from the
+    operator keys above."""
+    # ResNet stages that get an RCCA block (build_resnet_rcca_fpn_backbone); the paper does not say which.
+    cfg.MODEL.CCNET.BACKBONE_STAGES = ["res4"]
+    # Where in each stage the block goes (list.insert index over its blocks): -1 = before the last block.
+    cfg.MODEL.CCNET.BACKBONE_POSITION = -1
 
 
 def _add_semantic_config(cfg):

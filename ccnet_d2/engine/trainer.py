@@ -5,6 +5,7 @@ from detectron2.data import build_detection_test_loader, build_detection_train_l
 from detectron2.engine import DefaultTrainer
 from detectron2.projects.deeplab import build_lr_scheduler as build_deeplab_lr_scheduler
 
+from ..data import build_train_mapper, check_dataset_available
 from ..evaluation import build_evaluator
 
 __all__ = ["Trainer"]
@@ -19,10 +20,16 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg)
+        """Detectron2's loader with ``ccnet_d2.data.build_train_mapper(cfg)`` (semantic-segmentation
+        augmentations; None, i.e. the default DatasetMapper, for instance models); a missing dataset
+        fails here with its expected folder tree."""
+        for name in cfg.DATASETS.TRAIN:
+            check_dataset_available(name)
+        return build_detection_train_loader(cfg, mapper=build_train_mapper(cfg))
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
+        check_dataset_available(dataset_name)
         return build_detection_test_loader(cfg, dataset_name)
 
     @classmethod
