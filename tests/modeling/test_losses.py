@@ -188,3 +188,28 @@ def test_consistent_loss_gradient_is_finite_when_a_class_has_one_pixel():
     out = CategoryConsistentLoss(num_classes=2, ignore_index=IGNORE)(features, labels)
     sum(out.values()).backward()
     assert torch.isfinite(features.grad).all()
+
+
+# ---------------------------------------------------------------- no host synchronisation
+
+def _traces_without_data(fn, *args):
+    """True when ``fn`` traces on fake tensors (no values): no ``.item()``, no Python branch on a
+    tensor's value, hence no device-to-host synchronisation on a GPU."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    try:
+        make_fx(fn, tracing_mode="fake")(*args)
+    except Exception as error:  # noqa: BLE001  (any data-dependent failure means "no")
+        return f"{type(error).__name__}: {error}"
+    return True
+
+
+def test_ohem_and_consistent_loss_need_no_host_synchronisation():
+    logits, targets = _batch(5)
+
+    def branches_on_a_value(x, t):
+        return x.sum() if x.sum() > 0 else -x.sum()
+
+    assert _traces_without_data(branches_on_a_value, logits, targets) is not True  # the check can fail
+    assert _traces_without_data(OhemCrossEntropy(0.7, 50, ignore_index=IGNORE), logits, targets) is True
+    features = torch.randn(2, 4, 13, 11)
+    assert _traces_without_data(CategoryConsistentLoss(num_classes=5, ignore_index=IGNORE), features, targets) is True
