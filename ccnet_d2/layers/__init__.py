@@ -6,6 +6,7 @@ from .criss_cross import (
     criss_cross_attention_torch,
     pixel_attention_map,
 )
+from .attention_maps import AttentionRecorder, compose_pixel_attention
 from .cuda_backend import extension_available, extension_status as cuda_extension_status
 from .modules import RCCA, CrissCrossAttention, get_activation
 
