@@ -27,13 +27,6 @@ SEMANTIC_CONFIGS = sorted(p for folder in SEMANTIC_FOLDERS
                           if not os.path.basename(p).startswith("Base-"))
 TOY_CONFIG = os.path.join(ROOT, "configs", "Toy-SemanticSegmentation", "ccnet_R_50_narrow_os8_r2_toy.yaml")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # tiny tensors: one intra-op thread; more oversubscribe a busy 2-core machine
-    threads = torch.get_num_threads(); torch.set_num_threads(1)  # noqa: E702
-    yield
-    torch.set_num_threads(threads)
-
-
 
 def _cfg(path, *overrides):
     cfg = get_cfg()

@@ -12,7 +12,6 @@ columns away from the cue ("far") can only learn the class through attention:
   (about 50%) while the reachable ones are learnt;
 - no attention (the same head with the criss-cross module removed): far pixels stay at chance.
 """
-import pytest
 import torch
 from torch import nn
 
@@ -26,13 +25,6 @@ CONV_REACH = 3  # three 3x3 convs around the attention
 CHANNELS = 16
 STEPS = 150
 BATCH = 32
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # tiny tensors: one intra-op thread; more oversubscribe a busy 2-core machine
-    threads = torch.get_num_threads(); torch.set_num_threads(1)  # noqa: E702
-    yield
-    torch.set_num_threads(threads)
 
 
 def cue_batch(n: int, generator: torch.Generator):

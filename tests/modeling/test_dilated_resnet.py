@@ -16,13 +16,6 @@ from detectron2.projects.deeplab.resnet import DeepLabStem
 from ccnet_d2 import add_ccnet_config
 from ccnet_d2.modeling.backbone import build_dilated_resnet_backbone
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # tiny tensors: one intra-op thread; more oversubscribe a busy 2-core machine
-    threads = torch.get_num_threads(); torch.set_num_threads(1)  # noqa: E702
-    yield
-    torch.set_num_threads(threads)
-
-
 
 def _cfg(**resnets):
     """A narrow ResNet-50 (1/8 of the channels) so that the tests stay fast."""

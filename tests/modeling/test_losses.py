@@ -10,13 +10,6 @@ from ccnet_d2.modeling.losses import CategoryConsistentLoss, OhemCrossEntropy, o
 
 IGNORE = 255
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # tiny tensors: one intra-op thread; more oversubscribe a busy 2-core machine
-    threads = torch.get_num_threads(); torch.set_num_threads(1)  # noqa: E702
-    yield
-    torch.set_num_threads(threads)
-
-
 
 def _reference_ohem_mask(logits, targets, threshold, min_kept):
     """The official rule in plain NumPy: keep labelled pixels whose true-class probability is at most
