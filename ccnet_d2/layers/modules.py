@@ -105,5 +105,11 @@ class RCCA(nn.Module):
             y = self.attention(y)
         return self.post(y)
 
+    def forward_with_context(self, x: torch.Tensor):
+        """(block output, context features): one pass serving both the classifier and the
+        category-consistent loss."""
+        context = self.context(x)
+        return self.dropout(self.bottleneck(torch.cat([x, context], dim=1))), context
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.bottleneck(torch.cat([x, self.context(x)], dim=1)))
+        return self.forward_with_context(x)[0]

@@ -152,11 +152,7 @@ class CCNetHead(nn.Module):
 
     def losses(self, features: Dict[str, torch.Tensor], targets: torch.Tensor) -> Dict[str, torch.Tensor]:
         """All training losses for ``targets`` [N, H, W] (ignore_value marks unlabelled pixels)."""
-        x = features[self.in_feature]
-        # RCCA's forward is split here so that its context features (before the concatenation) are
-        # available to the consistent loss without a second pass.
-        context = self.rcca.context(x)
-        fused = self.rcca.dropout(self.rcca.bottleneck(torch.cat([x, context], dim=1)))
+        fused, context = self.rcca.forward_with_context(features[self.in_feature])
         losses = {"loss_sem_seg": self.loss_weight * self.main_loss(self._upsample(self.predictor(fused), targets),
                                                                      targets)}
         if self.aux_in_feature is not None:
