@@ -73,9 +73,9 @@ def draw_predictions(output_dir: str, num_images: int, opts, start: float) -> st
     drawn = []
     for record in DatasetCatalog.get(dataset)[:num_images]:
         image = read_image_bgr(record["file_name"])
-        picture = draw(image, predictor(image), dataset)
+        picture = draw(image, predictor(image), dataset, scale=256 / max(image.shape[:2]))
         cv2.imwrite(os.path.join(picture_dir, os.path.basename(record["file_name"])), picture)
-        drawn.append(cv2.resize(picture, (256, 256), interpolation=cv2.INTER_NEAREST))
+        drawn.append(cv2.resize(picture, (256, 256)))
     columns = 4
     drawn += [np.zeros_like(drawn[0])] * (-len(drawn) % columns)
     rows = [np.hstack(drawn[i:i + columns]) for i in range(0, len(drawn), columns)]

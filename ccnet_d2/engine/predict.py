@@ -34,10 +34,11 @@ def list_images(folder: str):
     return paths
 
 
-def draw_predictions(image_bgr: np.ndarray, predictions: dict, metadata_name: str) -> np.ndarray:
-    """Return ``image_bgr`` with the predictions of one image drawn on it (BGR, same size)."""
+def draw_predictions(image_bgr: np.ndarray, predictions: dict, metadata_name: str, scale: float = 1.0) -> np.ndarray:
+    """Return ``image_bgr`` with the predictions of one image drawn on it (BGR, ``scale`` times its size;
+    scale > 1 keeps labels readable on small images)."""
     metadata = MetadataCatalog.get(metadata_name)
-    visualizer = Visualizer(image_bgr[:, :, ::-1], metadata, instance_mode=ColorMode.IMAGE)
+    visualizer = Visualizer(image_bgr[:, :, ::-1], metadata, scale=scale, instance_mode=ColorMode.IMAGE)
     if "instances" in predictions:
         drawn = visualizer.draw_instance_predictions(predictions["instances"].to("cpu"))
     elif "sem_seg" in predictions:
