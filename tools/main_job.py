@@ -21,7 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "Toy-InstanceSegmentation", "mask_rcnn_rcca_R_50_w16_FPN_toy.yaml")
 # Lines of the training log shown live: progress (iteration, losses, ETA) and the evaluation tables.
 SHOWN = ("eta:", "Starting training", "Loading", "Evaluation results", "Inference done", "Total inference",
-         "| ", "|:", "Per-category", "copypaste", "Overall training speed", "Error", "error")
+         "| ", "|:", "Per-category", "copypaste", "Overall training speed", "Traceback")
 
 
 def log(message: str, start: float) -> None:
@@ -98,7 +98,7 @@ def main():
     metrics = final_metrics(args.output_dir)
     picture_dir = draw_predictions(args.output_dir, args.num_images, args.opts, start)
     print("\n" + "=" * 72)
-    print(f"Mask R-CNN + RCCA on the toy val split ({metrics['iteration'] + 1} iterations, from scratch)")
+    print(f"Mask R-CNN + RCCA on the toy val split ({metrics['iteration']} iterations, from scratch)")
     print(f"  box  AP {metrics['bbox/AP']:5.1f}   AP50 {metrics['bbox/AP50']:5.1f}   AP75 {metrics['bbox/AP75']:5.1f}")
     print(f"  mask AP {metrics['segm/AP']:5.1f}   AP50 {metrics['segm/AP50']:5.1f}   AP75 {metrics['segm/AP75']:5.1f}")
     print(f"  prediction pictures: {picture_dir}/ (overview: {picture_dir}/grid.png)")
