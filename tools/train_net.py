@@ -16,6 +16,7 @@ from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 import ccnet_d2  # noqa: F401  (registers the project's backbones, heads and datasets)
 from ccnet_d2 import add_ccnet_config
@@ -30,6 +31,7 @@ def setup(args):
     cfg.merge_from_list(args.opts)
     cfg.freeze()
     default_setup(cfg, args)
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="ccnet_d2")
     return cfg
 
 

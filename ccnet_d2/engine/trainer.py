@@ -1,6 +1,8 @@
 """The Trainer used by ``tools/train_net.py``: Detectron2's DefaultTrainer with the project's evaluator
 selection, training mapper and poly learning-rate schedule. Everything else (hooks, checkpointing,
 ``--resume``, multi-GPU) is Detectron2's."""
+import logging
+
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer
 from detectron2.projects.deeplab import build_lr_scheduler as build_deeplab_lr_scheduler
@@ -9,6 +11,8 @@ from ..data import build_train_mapper, check_dataset_available
 from ..evaluation import build_evaluator
 
 __all__ = ["Trainer"]
+
+_logger = logging.getLogger(__name__)
 
 
 class Trainer(DefaultTrainer):
@@ -40,3 +44,15 @@ class Trainer(DefaultTrainer):
             raise KeyError("SOLVER.LR_SCHEDULER_NAME is 'WarmupPolyLR' but SOLVER.POLY_LR_POWER is missing: "
                            "call detectron2.projects.deeplab.add_deeplab_config(cfg) before merging the yaml")
         return build_deeplab_lr_scheduler(cfg, optimizer)
+
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """Detectron2's evaluation, with the model's inference mode (whole image, sliding window,
+        scales, flip) logged before and after the results, so no number is read without it."""
+        mode = getattr(getattr(model, "module", model), "inference_mode", None)
+        if mode:
+            _logger.info("Evaluating with inference mode: %s", mode)
+        results = super().test(cfg, model, evaluators)
+        if mode:
+            _logger.info("The results above were obtained with inference mode: %s", mode)
+        return results

@@ -51,6 +51,8 @@ def test_train_net_trains_and_evaluates_on_a_lip_tree(tmp_path):
     for name in ("mIoU", "fwIoU", "mACC", "pACC"):  # LIP reports mean accuracy too
         assert 0.0 <= metrics[name] <= 100.0 and not math.isnan(metrics[name]), metrics
     assert "RandomHFlipSwapLabels" in log  # the LIP flip was in the training augmentations
+    # the inference mode is printed with the results
+    assert "The results above were obtained with inference mode: whole image, scales [1.0], flip (swapping class pairs" in log, log[-3000:]
 
 
 def test_train_net_trains_and_evaluates_on_a_cityscapes_tree(tmp_path):
