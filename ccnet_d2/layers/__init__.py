@@ -8,6 +8,6 @@ from .criss_cross import (
 )
 from .attention_maps import AttentionRecorder, compose_pixel_attention
 from .cuda_backend import extension_available, extension_status as cuda_extension_status
-from .modules import RCCA, CrissCrossAttention, get_activation
+from .modules import RCCA, CrissCrossAttention, check_recurrence, get_activation
 
 __all__ = [k for k in globals().keys() if not k.startswith("_")]

@@ -9,7 +9,7 @@ from detectron2.layers import Conv2d, get_norm
 
 from .criss_cross import BACKENDS, criss_cross_attention
 
-__all__ = ["CrissCrossAttention", "RCCA", "get_activation"]
+__all__ = ["CrissCrossAttention", "RCCA", "get_activation", "check_recurrence"]
 
 
 def get_activation(name: str) -> nn.Module:
@@ -21,6 +21,14 @@ def get_activation(name: str) -> nn.Module:
     if name in ("none", "", None):
         return nn.Identity()
     raise ValueError(f"activation must be 'relu', 'leaky_relu' or 'none', got {name!r}")
+
+
+def check_recurrence(recurrence, owner: str) -> int:
+    """R, the number of criss-cross loops: an integer >= 1 (R = 0 would silently drop the attention)."""
+    if isinstance(recurrence, bool) or not isinstance(recurrence, int) or recurrence < 1:
+        raise ValueError(f"{owner}: recurrence must be an integer >= 1 (2 gives full-image context, as in "
+                         f"the paper), got {recurrence!r}; without attention use a plain FCN head")
+    return recurrence
 
 
 class CrissCrossAttention(nn.Module):
@@ -67,10 +75,7 @@ class RCCA(nn.Module):
                  recurrence: int = 2, reduction: int = 8, norm: str = "BN", activation: str = "relu",
                  dropout: float = 0.0, backend: str = "auto"):
         super().__init__()
-        if not isinstance(recurrence, int) or recurrence < 1:
-            raise ValueError(f"RCCA: recurrence must be an integer >= 1 (2 gives full-image context, as in "
-                             f"the paper), got {recurrence!r}; without attention use a plain FCN head")
-        self.recurrence = recurrence
+        self.recurrence = check_recurrence(recurrence, "RCCA")
 
         def conv_norm_act(cin, cout):
             return Conv2d(cin, cout, kernel_size=3, padding=1, bias=not norm, norm=get_norm(norm, cout),

@@ -82,7 +82,7 @@ def test_rcca_r2_differs_from_r1_with_shared_weights():
     assert (r2(x) - r1(x)).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, "2"])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True])
 def test_rcca_refuses_invalid_recurrence(bad):
     with pytest.raises(ValueError, match="recurrence must be an integer >= 1"):
         RCCA(8, recurrence=bad)

@@ -176,3 +176,8 @@ def test_plain_checkpoint_reports_rcca_weights_as_new(tmp_path, caplog):
     for key, value in rcca_before.items():
         torch.testing.assert_close(state[key], value)
     assert "backbone.bottom_up.res4.rcca.attention" in caplog.text  # "not found in checkpoint"
+
+
+def test_backbone_block_refuses_zero_recurrence():
+    with pytest.raises(ValueError, match="RCCABlock: recurrence must be an integer >= 1"):
+        RCCABlock(64, recurrence=0)

@@ -15,7 +15,7 @@ from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone import FPN, ResNet, build_resnet_backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 
-from ...layers import CrissCrossAttention
+from ...layers import CrissCrossAttention, check_recurrence
 
 __all__ = ["RCCABlock", "insert_rcca_blocks", "build_resnet_rcca_fpn_backbone", "RCCA_BLOCK_NAME"]
 
@@ -32,10 +32,7 @@ class RCCABlock(CNNBlockBase):
     @configurable
     def __init__(self, channels: int, *, recurrence: int = 2, reduction: int = 8, backend: str = "auto"):
         super().__init__(channels, channels, 1)
-        if not isinstance(recurrence, int) or recurrence < 1:
-            raise ValueError(f"RCCABlock: recurrence must be an integer >= 1 (2 gives full-image context), "
-                             f"got {recurrence!r}")
-        self.recurrence = recurrence
+        self.recurrence = check_recurrence(recurrence, "RCCABlock")
         self.attention = CrissCrossAttention(channels, reduction=reduction, backend=backend)
 
     @classmethod
