@@ -48,10 +48,9 @@ class Trainer(DefaultTrainer):
     @classmethod
     def test(cls, cfg, model, evaluators=None):
         """Detectron2's evaluation, with the model's inference mode (whole image, sliding window,
-        scales, flip) logged before and after the results, so no number is read without it."""
+        scales, flip) logged right after the results, so no number is read without it (the
+        segmentor itself logs the mode when inference starts)."""
         mode = getattr(getattr(model, "module", model), "inference_mode", None)
-        if mode:
-            _logger.info("Evaluating with inference mode: %s", mode)
         results = super().test(cfg, model, evaluators)
         if mode:
             _logger.info("The results above were obtained with inference mode: %s", mode)
