@@ -10,7 +10,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
 else
   CCNET_D2_DEFER_EXTENSION=1 bash dev/install.sh
 fi
-# Two compute threads, one per core of a machine of this kind (0.71 vs 0.95 s per iteration when the
+# Two compute threads, one per core of a machine of this kind (faster than one thread when the
 # machine is otherwise idle). On cores shared with other jobs, a second OpenMP thread waits on preempted
 # peers and slows training down several-fold: there, run with OMP_NUM_THREADS=1.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
