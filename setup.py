@@ -12,7 +12,7 @@ import subprocess
 from setuptools import find_packages, setup
 
 DEFAULT_ARCHS = ("7.0", "7.5", "8.0", "8.6", "8.9", "9.0")  # Volta, Turing, Ampere, Ada, Hopper
-SOURCE_DIR = os.path.join("ccnet_d2", "csrc")
+SOURCE_DIR = os.path.join("ccnet_d2", "layers", "csrc")
 
 
 def _sources(pattern_ext):

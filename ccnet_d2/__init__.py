@@ -7,6 +7,7 @@ from .config import add_ccnet_config
 from .layers import (
     RCCA,
     CrissCrossAttention,
+    RCCAHeadBlock,
     criss_cross_attention,
     criss_cross_attention_map,
     pixel_attention_map,

@@ -33,7 +33,7 @@ def _add_operator_config(cfg):
 
 
 def _add_instance_config(cfg):
-    """Keys of the RCCA-in-backbone Mask R-CNN (issue 5); R, reduction and backend come from the
+    """Keys of Mask R-CNN + RCCA (RCCA inside the ResNet); R, reduction and backend come from the
     operator keys above."""
     # ResNet stages that get an RCCA block (build_resnet_rcca_fpn_backbone); the paper does not say which.
     cfg.MODEL.CCNET.BACKBONE_STAGES = ["res4"]
@@ -42,13 +42,14 @@ def _add_instance_config(cfg):
 
 
 def _add_semantic_config(cfg):
-    """Keys of the CCNet semantic-segmentation model (issue 4).
+    """Keys of the CCNet semantic-segmentation model.
 
     Starts from Detectron2's DeepLab project keys, reused rather than redefined:
     MODEL.RESNETS.{STEM_TYPE, RES4_DILATION, RES5_MULTI_GRID} (read by our dilated ResNet),
     MODEL.SEM_SEG_HEAD.LOSS_TYPE (we accept "cross_entropy" and "ohem"), SOLVER.POLY_LR_{POWER,
     CONSTANT_ENDING} (WarmupPolyLR) and INPUT.CROP.SINGLE_CATEGORY_MAX_AREA. Their defaults are
-    DeepLab's; the CCNet values live in configs/*/Base-CCNet-*.yaml.
+    DeepLab's; the CCNet values live in configs/Base-CCNet-OS8.yaml. Test-time flip is Detectron2's
+    TEST.AUG.FLIP, applied when TEST.AUG.ENABLED (which also enables TEST.SEM_SEG.SCALES).
     """
     add_deeplab_config(cfg)
     # Backbone feature the auxiliary FCN head reads (the official code's "dsn" branch on layer3 = res4).
@@ -85,16 +86,14 @@ def _add_semantic_config(cfg):
     cfg.TEST.SEM_SEG.CROP_SIZE = [769, 769]
     # Sliding-window stride (h, w) (official: 2/3 of the crop, 513).
     cfg.TEST.SEM_SEG.STRIDE = [513, 513]
-    # Test scales; logits of every scale (and flip) are averaged at the input resolution.
+    # Test scales (factors of the test size) used when TEST.AUG.ENABLED; logits averaged at input size.
     cfg.TEST.SEM_SEG.SCALES = [1.0]
-    # Also run each scale on the horizontally flipped image (flip test-time augmentation).
-    cfg.TEST.SEM_SEG.FLIP = False
     # (left, right) class-index pairs swapped back after a flip; empty = the test dataset's metadata "flip_pairs".
     cfg.TEST.SEM_SEG.FLIP_PAIRS = []
 
 
 def _add_data_config(cfg):
-    """Keys of datasets, augmentations and mappers (issue 4, data part)."""
+    """Keys of the semantic-segmentation training augmentations."""
     # Random rescale factor range of semantic-segmentation training images (paper, Cityscapes: 0.75-2.0).
     cfg.INPUT.SCALE_RANGE = (0.75, 2.0)
     # Apply ResizeShortestEdge(INPUT.MIN_SIZE_TRAIN, MAX_SIZE_TRAIN) before the random scale (ADE20K-style).

@@ -15,7 +15,8 @@ from detectron2.engine import DefaultPredictor
 
 import ccnet_d2  # noqa: F401  (registers the project's models and datasets)
 from ccnet_d2 import add_ccnet_config
-from ccnet_d2.engine.predict import IMAGE_EXTENSIONS, draw_predictions, list_images, read_image_bgr
+from ccnet_d2.data.image_files import IMAGE_EXTENSIONS, list_images, read_image_bgr
+from ccnet_d2.drawing import draw_predictions
 
 
 def setup_cfg(args):

@@ -59,7 +59,8 @@ def draw_predictions(output_dir: str, num_images: int, opts, start: float) -> st
     from detectron2.engine import DefaultPredictor
 
     from ccnet_d2 import add_ccnet_config
-    from ccnet_d2.engine.predict import draw_predictions as draw, read_image_bgr
+    from ccnet_d2.data.image_files import read_image_bgr
+    from ccnet_d2.drawing import draw_predictions as draw
 
     cfg = get_cfg()
     add_ccnet_config(cfg)

@@ -26,7 +26,7 @@ from detectron2.engine import DefaultPredictor
 
 import ccnet_d2  # noqa: F401  (registers the project's models and datasets)
 from ccnet_d2 import add_ccnet_config
-from ccnet_d2.engine.predict import read_image_bgr
+from ccnet_d2.data.image_files import read_image_bgr
 from ccnet_d2.layers import AttentionRecorder, CrissCrossAttention, compose_pixel_attention, pixel_attention_map
 
 logger = logging.getLogger("ccnet_d2.visualize_attention")
@@ -39,7 +39,7 @@ def setup_cfg(args):
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
     # One whole-image pass at scale 1, so the module runs exactly R times on one feature grid.
-    cfg.TEST.SEM_SEG.MODE, cfg.TEST.SEM_SEG.SCALES, cfg.TEST.SEM_SEG.FLIP = "whole", [1.0], False
+    cfg.TEST.SEM_SEG.MODE, cfg.TEST.SEM_SEG.SCALES, cfg.TEST.AUG.ENABLED = "whole", [1.0], False
     cfg.freeze()
     return cfg
 

@@ -6,5 +6,5 @@ from .augmentations import (
     RandomScale,
     build_semantic_train_augmentations,
 )
-from .catalog_checks import check_dataset_available
+from .checks import check_dataset_available
 from .mappers import build_train_mapper, is_semantic_segmentation

@@ -1,3 +1,2 @@
-"""Evaluator selection and inference helpers."""
+"""Evaluator selection by the dataset's ``evaluator_type``."""
 from .build import EVALUATOR_TYPES, build_evaluator
-from .inference import flip_logits, multi_scale_logits, sliding_window_logits, swap_channels, window_starts

@@ -7,7 +7,7 @@ from .criss_cross import (
     pixel_attention_map,
 )
 from .attention_maps import AttentionRecorder, compose_pixel_attention
-from .cuda_backend import extension_available, extension_status as cuda_extension_status
-from .modules import RCCA, CrissCrossAttention, check_recurrence, get_activation
+from .compiled_op import compiled_op_built, compiled_op_has_cuda_kernels, compiled_op_status
+from .modules import RCCA, CrissCrossAttention, RCCAHeadBlock, check_recurrence, get_activation
 
 __all__ = [k for k in globals().keys() if not k.startswith("_")]

@@ -11,7 +11,7 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-from . import cuda_backend
+from . import compiled_op
 
 __all__ = ["criss_cross_attention", "criss_cross_attention_torch", "criss_cross_attention_map",
            "pixel_attention_map", "check_attention_inputs", "BACKENDS"]
@@ -89,18 +89,18 @@ def _resolve_backend(backend: str, query: torch.Tensor) -> str:
         if not query.is_cuda:
             raise ValueError(f"criss_cross_attention: backend='cuda' needs CUDA tensors, got {query.device}; "
                              "use backend='torch' or 'auto' on this device")
-        if not cuda_backend.extension_available():
-            raise RuntimeError("criss_cross_attention: backend='cuda' was requested but the compiled "
-                               f"extension is not built ({cuda_backend.extension_status()}); reinstall with "
-                               "CUDA_HOME set (see README, 'The compiled operator')")
+        if not compiled_op.compiled_op_has_cuda_kernels():
+            raise RuntimeError("criss_cross_attention: backend='cuda' was requested but the compiled op "
+                               f"has no CUDA kernels ({compiled_op.compiled_op_status()}); reinstall with "
+                               "CUDA_HOME set (docs/INSTALL.md, 'The compiled operator')")
         return "cuda"
     # auto
     if query.is_cuda:
-        if cuda_backend.extension_available():
+        if compiled_op.compiled_op_has_cuda_kernels():
             return "cuda"
         if not _fallback_logged:
             _logger.warning("criss_cross_attention: the compiled CUDA op is not built (%s); using the "
-                            "PyTorch backend", cuda_backend.extension_status())
+                            "PyTorch backend", compiled_op.compiled_op_status())
             _fallback_logged = True
     return "torch"
 
@@ -115,7 +115,7 @@ def criss_cross_attention(query: torch.Tensor, key: torch.Tensor, value: torch.T
     """
     check_attention_inputs(query, key, value)
     if _resolve_backend(backend, query) == "cuda":
-        return cuda_backend.criss_cross_attention_cuda(query, key, value)
+        return compiled_op.criss_cross_attention_cuda(query, key, value)
     return criss_cross_attention_torch(query, key, value)
 
 

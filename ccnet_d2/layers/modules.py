@@ -1,15 +1,15 @@
-"""Criss-cross attention as modules: CrissCrossAttention (one CCA with its residual) and RCCA (the
-CCNet context block that applies one shared CrissCrossAttention R times)."""
+"""Criss-cross attention as modules: CrissCrossAttention (one CCA with its residual), RCCA (one shared
+CrissCrossAttention applied R times) and RCCAHeadBlock (the CCNet head's context block around RCCA)."""
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from detectron2.config import configurable
-from detectron2.layers import Conv2d, get_norm
+from detectron2.layers import CNNBlockBase, Conv2d, get_norm
 
 from .criss_cross import BACKENDS, criss_cross_attention
 
-__all__ = ["CrissCrossAttention", "RCCA", "get_activation", "check_recurrence"]
+__all__ = ["CrissCrossAttention", "RCCA", "RCCAHeadBlock", "get_activation", "check_recurrence"]
 
 
 def get_activation(name: str) -> nn.Module:
@@ -62,12 +62,45 @@ class CrissCrossAttention(nn.Module):
         return f"in_channels={self.in_channels}, backend={self.backend!r}"
 
 
-class RCCA(nn.Module):
-    """Recurrent criss-cross attention block of the CCNet head.
+class RCCA(CNNBlockBase):
+    """Recurrent criss-cross attention (the paper's RCCA module): one CrissCrossAttention applied
+    ``recurrence`` times with shared weights. Two loops give every pixel a path to every other pixel.
 
-    3x3 conv-norm-act to ``inner_channels``; the *same* CrissCrossAttention applied ``recurrence``
-    times (two loops give every pixel a path to every other pixel); 3x3 conv-norm-act; concatenation
-    with the block's input; 3x3 bottleneck conv-norm-act to ``out_channels``; dropout.
+    Channels and resolution are kept (a stride-1 block), and with gamma = 0 at initialisation the
+    module is the identity, so pretrained networks keep their outputs at step 0. It is the block that
+    Mask R-CNN + RCCA inserts into its ResNet, and the attention inside ``RCCAHeadBlock``.
+    """
+
+    @configurable
+    def __init__(self, channels: int, *, recurrence: int = 2, reduction: int = 8, backend: str = "auto"):
+        super().__init__(channels, channels, 1)
+        self.recurrence = check_recurrence(recurrence, type(self).__name__)
+        self.attention = CrissCrossAttention(channels, reduction=reduction, backend=backend)
+
+    @classmethod
+    def from_config(cls, cfg, channels: int):
+        return {
+            "channels": channels,
+            "recurrence": cfg.MODEL.CCNET.RECURRENCE,
+            "reduction": cfg.MODEL.CCNET.REDUCTION,
+            "backend": cfg.MODEL.CCNET.BACKEND,
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.recurrence):
+            x = self.attention(x)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"recurrence={self.recurrence}"
+
+
+class RCCAHeadBlock(nn.Module):
+    """The context block of the CCNet segmentation head, built around RCCA.
+
+    3x3 conv-norm-act to ``inner_channels``; ``RCCA`` (R loops of one shared CrissCrossAttention);
+    3x3 conv-norm-act; concatenation with the block's input; 3x3 bottleneck conv-norm-act to
+    ``out_channels``; dropout.
     """
 
     @configurable
@@ -75,14 +108,13 @@ class RCCA(nn.Module):
                  recurrence: int = 2, reduction: int = 8, norm: str = "BN", activation: str = "relu",
                  dropout: float = 0.0, backend: str = "auto"):
         super().__init__()
-        self.recurrence = check_recurrence(recurrence, "RCCA")
 
         def conv_norm_act(cin, cout):
             return Conv2d(cin, cout, kernel_size=3, padding=1, bias=not norm, norm=get_norm(norm, cout),
                           activation=get_activation(activation))
 
         self.reduce = conv_norm_act(in_channels, inner_channels)
-        self.attention = CrissCrossAttention(inner_channels, reduction=reduction, backend=backend)
+        self.rcca = RCCA(inner_channels, recurrence=recurrence, reduction=reduction, backend=backend)
         self.post = conv_norm_act(inner_channels, inner_channels)
         self.bottleneck = conv_norm_act(in_channels + inner_channels, out_channels)
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
@@ -90,25 +122,22 @@ class RCCA(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, in_channels: int):
+        attention_keys = RCCA.from_config(cfg, channels=in_channels)  # recurrence, reduction, backend
+        del attention_keys["channels"]
         return {
+            **attention_keys,
             "in_channels": in_channels,
             "out_channels": cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM,
             "inner_channels": cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM,
-            "recurrence": cfg.MODEL.CCNET.RECURRENCE,
-            "reduction": cfg.MODEL.CCNET.REDUCTION,
             "norm": cfg.MODEL.SEM_SEG_HEAD.NORM,
             "activation": cfg.MODEL.CCNET.ACTIVATION,
             "dropout": cfg.MODEL.CCNET.DROPOUT,
-            "backend": cfg.MODEL.CCNET.BACKEND,
         }
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
         """The attended features after the R loops and the post conv (before concatenation): the
         features the category-consistent loss is applied to."""
-        y = self.reduce(x)
-        for _ in range(self.recurrence):
-            y = self.attention(y)
-        return self.post(y)
+        return self.post(self.rcca(self.reduce(x)))
 
     def forward_with_context(self, x: torch.Tensor):
         """(block output, context features): one pass serving both the classifier and the

@@ -31,9 +31,8 @@ from ccnet_d2.checkpoint import (
     save_detectron2_checkpoint,
 )
 from ccnet_d2.modeling.backbone import build_dilated_resnet_backbone
-from tests.data.conftest import load_tool
+from tests.common import build_cfg, config_path, load_tool
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Configs meant for ImageNet weights converted from the MIT layout (all real semantic configs).
 SEMANTIC_CONFIGS = [
     "Cityscapes-SemanticSegmentation/ccnet_R_101_os8_r2_769x769_60k_bs8_cityscapes.yaml",
@@ -43,14 +42,6 @@ SEMANTIC_CONFIGS = [
     "PascalVOC-SemanticSegmentation/ccnet_R_101_os8_r2_512x512_40k_bs16_voc12aug.yaml",
 ]
 IMAGE = (1, 3, 61, 83)  # odd sizes: every stride-2 layer rounds
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # small tensors: more intra-op threads oversubscribe a busy 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _randomise_batch_norm(model, seed):
@@ -168,10 +159,8 @@ def test_mit_checkpoint_loads_into_the_ccnet_semantic_model(tmp_path):
     """The real R-50 Cityscapes config: the backbone (deep stem included) is fully loaded through
     Detectron2's suffix matching, and the head keeps its own initialisation."""
     _convert_and_save(_mit_layout_resnet50(dilated=True), "mit", tmp_path / "weights.pkl")
-    cfg = get_cfg()
-    add_ccnet_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, "configs", SEMANTIC_CONFIGS[1]))
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.RESNETS.NORM", "BN", "MODEL.SEM_SEG_HEAD.NORM", "BN"])
+    cfg = build_cfg(config_path(SEMANTIC_CONFIGS[1]), "MODEL.DEVICE", "cpu", "MODEL.RESNETS.NORM", "BN",
+                    "MODEL.SEM_SEG_HEAD.NORM", "BN")
     torch.manual_seed(0)
     model = build_model(cfg)
     head_before = {k: v.clone() for k, v in model.sem_seg_head.state_dict().items()}
@@ -187,10 +176,7 @@ def test_torchvision_checkpoint_loads_into_the_rcca_fpn_backbone(tmp_path):
     """The COCO RCCA config's backbone: the same file lands under ``bottom_up.`` in the FPN, and the
     RCCA block's names match nothing in it."""
     result = _convert_and_save(_torchvision_resnet50(), "torchvision", tmp_path / "weights.pkl")
-    cfg = get_cfg()
-    add_ccnet_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, "configs/COCO-InstanceSegmentation/mask_rcnn_rcca_R_50_FPN_1x_coco.yaml"))
-    cfg.MODEL.DEVICE = "cpu"
+    cfg = build_cfg(config_path("COCO-InstanceSegmentation/mask_rcnn_rcca_R_50_FPN_1x_coco.yaml"), "MODEL.DEVICE", "cpu")
     for key, value in REQUIRED_CONFIG["torchvision"].items():
         if key.startswith("MODEL.RESNETS."):
             setattr(cfg.MODEL.RESNETS, key.rsplit(".", 1)[1], value)
@@ -237,9 +223,7 @@ def test_depth_is_inferred_from_the_block_counts(blocks, bottleneck, depth):
 @pytest.mark.parametrize("config", SEMANTIC_CONFIGS)
 def test_semantic_configs_match_the_mit_weights(config):
     """The real semantic configs are set up for MIT deep-stem weights (STRIDE_IN_1X1, stem, RGB, mean/std)."""
-    cfg = get_cfg()
-    add_ccnet_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, "configs", config))
+    cfg = build_cfg(config_path(config))
     for key, value in REQUIRED_CONFIG["mit"].items():
         actual = cfg
         for part in key.split("."):

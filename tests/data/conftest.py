@@ -3,7 +3,6 @@
 Detectron2 (and ccnet_d2) register datasets with the root read at import, so changing the variable
 inside a test is not enough: the fixture re-registers, then restores the original registration.
 """
-import importlib.util
 import os
 
 import pytest
@@ -13,7 +12,6 @@ from detectron2.data.datasets.builtin import register_all_ade20k, register_all_c
 from ccnet_d2.data.datasets.lip import register_all_lip
 from ccnet_d2.data.datasets.voc import register_all_voc_sem_seg
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _PREFIXES = ("cityscapes_fine_instance_seg_", "cityscapes_fine_sem_seg_", "ade20k_sem_seg_", "lip_sem_seg_",
              "voc_2012_sem_seg_")
 
@@ -37,10 +35,3 @@ def dataset_root(tmp_path, monkeypatch):
     yield tmp_path
     _register_all(original)
 
-
-def load_tool(name):
-    """Import ``tools/<name>.py`` as a module (the tools are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"tools_{name}", os.path.join(_REPO, "tools", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -9,7 +9,7 @@ from PIL import Image
 
 from ccnet_d2.data import check_dataset_available
 
-from .conftest import load_tool
+from tests.common import load_tool
 from .trees import make_ade20k_tree, make_cityscapes_tree
 
 

@@ -6,7 +6,7 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.detection_utils import read_image
 
-from .conftest import load_tool
+from tests.common import load_tool
 from .trees import make_voc_sbd_tree
 
 

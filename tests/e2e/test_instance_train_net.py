@@ -15,13 +15,12 @@ from detectron2.config import get_cfg
 from detectron2.engine import DefaultPredictor
 from detectron2.structures import BitMasks, Boxes, BoxMode, Instances
 
-from ccnet_d2 import add_ccnet_config
 from ccnet_d2.data.datasets import toy
+from tests.common import TOY_INSTANCE_CONFIG as CONFIG, build_cfg, load_tool
+from tests.common import REPO_ROOT as REPO
 
 pytestmark = pytest.mark.slow
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIG = os.path.join(REPO, "configs/Toy-InstanceSegmentation/mask_rcnn_rcca_R_50_w16_FPN_toy.yaml")
 # A few iterations at a small LR check the plumbing, not learning: after 2 warm-up iterations the recipe's
 # LR (0.03) moves the from-scratch weights so far that, with BN running statistics still near their initial
 # values, eval mode can predict only degenerate (empty) boxes.
@@ -37,7 +36,7 @@ def toy_root(tmp_path_factory):
 
 
 def train_net(toy_root, flags, opts):
-    env = dict(os.environ, CCNET_TOY_ROOT=toy_root, OMP_NUM_THREADS="1")
+    env = dict(os.environ, CCNET_D2_TOY_ROOT=toy_root, OMP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, os.path.join(REPO, "tools/train_net.py"), "--config-file", CONFIG,
                              *flags, *TINY, *opts], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     log = result.stdout + result.stderr
@@ -73,22 +72,15 @@ def test_train_eval_resume_predict(toy_root, tmp_path):
     assert "Starting training from iteration 4" in log
     assert metrics_lines(out)[-1]["iteration"] == 5
 
-    cfg = get_cfg()
-    add_ccnet_config(cfg)
-    cfg.merge_from_file(CONFIG)
-    cfg.merge_from_list(["MODEL.WEIGHTS", os.path.join(out, "model_final.pth"), "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
-                         "0.0"])
+    cfg = build_cfg(CONFIG, "MODEL.WEIGHTS", os.path.join(out, "model_final.pth"),
+                    "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0")
     image_path = os.path.join(toy_root, toy.VERSION, "val", "images", "000000.png")
     image = cv2.imread(image_path)
     instances = DefaultPredictor(cfg)(image)["instances"]
     assert instances.image_size == image.shape[:2]
     assert len(instances) > 0 and instances.pred_masks.shape[1:] == image.shape[:2]
 
-    sys.path.insert(0, os.path.join(REPO, "tools"))
-    try:
-        import demo
-    finally:
-        sys.path.remove(os.path.join(REPO, "tools"))
+    demo = load_tool("demo")
     written = demo.main(["--config-file", CONFIG, "--input", image_path, "--output", str(tmp_path / "demo"),
                          "--opts", "MODEL.WEIGHTS", os.path.join(out, "model_final.pth")])
     assert cv2.imread(written[0]).shape == image.shape

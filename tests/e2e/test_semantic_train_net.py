@@ -10,13 +10,11 @@ import sys
 
 import pytest
 
-from tests.data.conftest import load_tool
+from tests.common import REPO_ROOT as REPO, TOY_SEMANTIC_CONFIG as TOY_CONFIG, load_tool
 from tests.data.trees import make_cityscapes_tree, make_lip_tree
 
 pytestmark = pytest.mark.slow
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOY_CONFIG = os.path.join(REPO, "configs/Toy-SemanticSegmentation/ccnet_R_50_narrow_os8_r2_toy.yaml")
 
 
 def _train_and_evaluate(dataset_root, output_dir, overrides):
@@ -46,7 +44,7 @@ def test_train_net_trains_and_evaluates_on_a_lip_tree(tmp_path):
     log = _train_and_evaluate(tmp_path / "data", tmp_path / "out", [
         "DATASETS.TRAIN", "('lip_sem_seg_train',)", "DATASETS.TEST", "('lip_sem_seg_val',)",
         "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "20", "INPUT.FORMAT", "RGB", "INPUT.CROP.SIZE", "(48, 48)",
-        "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64", "TEST.SEM_SEG.FLIP", "True"])
+        "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64", "TEST.AUG.ENABLED", "True", "TEST.AUG.FLIP", "True"])
     metrics = _copypaste_metrics(log)
     for name in ("mIoU", "fwIoU", "mACC", "pACC"):  # LIP reports mean accuracy too
         assert 0.0 <= metrics[name] <= 100.0 and not math.isnan(metrics[name]), metrics

@@ -8,12 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests.data.conftest import load_tool
+from tests.common import TOY_SEMANTIC_CONFIG as TOY_CONFIG, load_tool
 
 pytestmark = pytest.mark.slow
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOY_CONFIG = os.path.join(REPO, "configs/Toy-SemanticSegmentation/ccnet_R_50_narrow_os8_r2_toy.yaml")
 HEIGHT, WIDTH = 100, 140  # resized by the toy test resize (shortest edge 128, longest 128) to 91x128
 
 

@@ -7,7 +7,7 @@ uniform attention.
 import pytest
 import torch
 
-from ccnet_d2.layers import RCCA, AttentionRecorder, compose_pixel_attention, criss_cross_attention_map
+from ccnet_d2.layers import AttentionRecorder, RCCAHeadBlock, compose_pixel_attention, criss_cross_attention_map
 from ccnet_d2.layers import pixel_attention_map
 from tests.layers.reference import loop_criss_cross
 
@@ -73,14 +73,14 @@ def test_recorder_captures_each_loop_of_rcca():
     """Loop 2 attends over loop 1's output, so with gamma != 0 its map differs from loop 1's; both must
     be the maps of the slow reference on the inputs each loop actually received."""
     torch.manual_seed(0)
-    rcca = RCCA(8, out_channels=8, inner_channels=8, recurrence=2, reduction=2, norm="", backend="torch").eval()
-    attention = rcca.attention
+    block = RCCAHeadBlock(8, out_channels=8, inner_channels=8, recurrence=2, reduction=2, norm="", backend="torch").eval()
+    attention = block.rcca.attention
     attention.gamma.data.fill_(0.7)
     x = torch.randn(2, 8, H, W)
     with torch.no_grad():
         with AttentionRecorder(attention) as recorder:
-            rcca(x)
-        loop1_input = rcca.reduce(x)
+            block(x)
+        loop1_input = block.reduce(x)
         loop2_input = attention(loop1_input)
     assert len(recorder.maps) == 2
     for recorded, inputs in zip(recorder.maps, (loop1_input, loop2_input)):

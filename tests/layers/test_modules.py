@@ -1,11 +1,11 @@
-"""CrissCrossAttention and RCCA against hand computations built on the loop reference."""
+"""CrissCrossAttention, RCCA and RCCAHeadBlock against hand computations built on the loop reference."""
 import pytest
 import torch
 
 from detectron2.config import get_cfg
 
 from ccnet_d2 import add_ccnet_config
-from ccnet_d2.layers import RCCA, CrissCrossAttention
+from ccnet_d2.layers import RCCA, CrissCrossAttention, RCCAHeadBlock
 
 from .reference import loop_criss_cross
 
@@ -54,29 +54,29 @@ def test_cca_module_rejects_wrong_channels():
         CrissCrossAttention(8)(torch.randn(1, 6, 3, 3))
 
 
-def _rcca(recurrence, seed=1):
-    m = RCCA(12, out_channels=10, inner_channels=8, recurrence=recurrence, reduction=2, norm="BN")
+def _head_block(recurrence, seed=1):
+    m = RCCAHeadBlock(12, out_channels=10, inner_channels=8, recurrence=recurrence, reduction=2, norm="BN")
     return _randomize(m.double(), seed).eval()
 
 
 @pytest.mark.parametrize("recurrence", [1, 2, 3])
-def test_rcca_applies_the_same_attention_r_times(recurrence):
-    module = _rcca(recurrence)
+def test_head_block_applies_the_same_attention_r_times(recurrence):
+    module = _head_block(recurrence)
     x = torch.randn(2, 12, 5, 6, dtype=torch.float64)
     y = module.reduce(x)
     for _ in range(recurrence):
-        y = _hand_cca(module.attention, y)
+        y = _hand_cca(module.rcca.attention, y)
     expected_context = module.post(y)
     torch.testing.assert_close(module.context(x), expected_context, rtol=1e-6, atol=1e-6)
     expected = module.bottleneck(torch.cat([x, expected_context], dim=1))
     torch.testing.assert_close(module(x), expected, rtol=1e-6, atol=1e-6)
 
 
-def test_rcca_r2_differs_from_r1_with_shared_weights():
+def test_head_block_r2_differs_from_r1_with_shared_weights():
     """One module instance serves both loops (no second set of weights) and the second loop matters."""
-    r2 = _rcca(2)
+    r2 = _head_block(2)
     assert sum(isinstance(m, CrissCrossAttention) for m in r2.modules()) == 1
-    r1 = _rcca(1)
+    r1 = _head_block(1)
     r1.load_state_dict(r2.state_dict())
     x = torch.randn(1, 12, 5, 6, dtype=torch.float64)
     assert (r2(x) - r1(x)).abs().max() > 1e-4
@@ -89,11 +89,11 @@ def test_rcca_refuses_invalid_recurrence(bad):
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.bfloat16, 5e-2), (torch.float16, 5e-3)])
-def test_rcca_runs_in_reduced_precision(dtype, tol):
+def test_head_block_runs_in_reduced_precision(dtype, tol):
     torch.manual_seed(0)
-    module = RCCA(16, out_channels=8, inner_channels=16, recurrence=2, norm="").eval()
+    module = RCCAHeadBlock(16, out_channels=8, inner_channels=16, recurrence=2, norm="").eval()
     with torch.no_grad():
-        module.attention.gamma.fill_(0.5)
+        module.rcca.attention.gamma.fill_(0.5)
     x = torch.randn(1, 16, 7, 9)
     ref = module(x)
     out = module.to(dtype)(x.to(dtype))
@@ -101,13 +101,13 @@ def test_rcca_runs_in_reduced_precision(dtype, tol):
     assert (out.float() - ref).abs().max() <= tol * ref.abs().max()
 
 
-def test_rcca_gradients_flow_to_gamma_and_convs():
-    module = _rcca(2).train()
+def test_head_block_gradients_flow_to_gamma_and_convs():
+    module = _head_block(2).train()
     x = torch.randn(2, 12, 5, 6, dtype=torch.float64)
     module(x).square().mean().backward()
     for name, p in module.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
-    assert module.attention.gamma.grad.abs() > 0
+    assert module.rcca.attention.gamma.grad.abs() > 0
 
 
 def test_config_keys_and_from_config():
@@ -119,7 +119,7 @@ def test_config_keys_and_from_config():
     cfg.MODEL.CCNET.REDUCTION = 4
     cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = 32
     cfg.MODEL.SEM_SEG_HEAD.NORM = "GN"
-    module = RCCA(cfg, in_channels=64)
-    assert module.recurrence == 3 and module.out_channels == 32
-    assert module.attention.query_conv.out_channels == 8
+    module = RCCAHeadBlock(cfg, in_channels=64)
+    assert module.rcca.recurrence == 3 and module.out_channels == 32
+    assert module.rcca.attention.query_conv.out_channels == 8
     assert isinstance(module.reduce.norm, torch.nn.GroupNorm)

@@ -1,6 +1,5 @@
 """The CCNet semantic model: every semantic config builds and trains a step on CPU; the inference
 modes (whole, sliding window, multi-scale, flip with left/right class swap); DefaultPredictor."""
-import glob
 import logging
 import os
 
@@ -8,32 +7,28 @@ import numpy as np
 import pytest
 import torch
 
-from detectron2.config import get_cfg
 from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultPredictor
 from detectron2.modeling import build_model
 from detectron2.utils.visualizer import Visualizer
 
-from ccnet_d2 import add_ccnet_config
-from ccnet_d2.evaluation import flip_logits, multi_scale_logits, sliding_window_logits, swap_channels, window_starts
+from ccnet_d2.modeling.test_time_augmentation import (
+    flip_logits,
+    multi_scale_logits,
+    sliding_window_logits,
+    swap_channels,
+    window_starts,
+)
 from ccnet_d2.modeling.heads import CCNetHead
 from ccnet_d2.modeling.meta_arch import CCNetSegmentor
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SEMANTIC_FOLDERS = ("Cityscapes-SemanticSegmentation", "ADE20K-SemanticSegmentation",
-                    "PascalVOC-SemanticSegmentation", "LIP-HumanParsing", "Toy-SemanticSegmentation")
-SEMANTIC_CONFIGS = sorted(p for folder in SEMANTIC_FOLDERS
-                          for p in glob.glob(os.path.join(ROOT, "configs", folder, "*.yaml"))
-                          if not os.path.basename(p).startswith("Base-"))
-TOY_CONFIG = os.path.join(ROOT, "configs", "Toy-SemanticSegmentation", "ccnet_R_50_narrow_os8_r2_toy.yaml")
+from tests.common import SEMANTIC_CONFIG_FOLDERS, TOY_SEMANTIC_CONFIG as TOY_CONFIG, build_cfg, find_configs
+
+SEMANTIC_CONFIGS = find_configs(SEMANTIC_CONFIG_FOLDERS)
 
 
 def _cfg(path, *overrides):
-    cfg = get_cfg()
-    add_ccnet_config(cfg)
-    cfg.merge_from_file(path)
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *overrides])
-    return cfg
+    return build_cfg(path, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *overrides)
 
 
 def _model(path, *overrides):
@@ -72,7 +67,7 @@ def test_config_builds_and_trains_one_step_on_cpu(path):
     assert isinstance(model, CCNetSegmentor) and isinstance(model.sem_seg_head, CCNetHead)
     assert model.backbone.output_shape()["res5"].stride == 8
     assert len(model.backbone.res4) == {50: 6, 101: 23}[cfg.MODEL.RESNETS.DEPTH]
-    assert model.sem_seg_head.rcca.recurrence == cfg.MODEL.CCNET.RECURRENCE
+    assert model.sem_seg_head.rcca_block.rcca.recurrence == cfg.MODEL.CCNET.RECURRENCE
     model.train()
     num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
     inputs = _inputs(num_classes, sizes=((33, 41), (29, 35)))
@@ -87,7 +82,7 @@ def test_config_builds_and_trains_one_step_on_cpu(path):
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     # The attention's gamma (0 at start) gets a gradient: the attention is in the graph.
-    assert model.sem_seg_head.rcca.attention.gamma.grad.abs().sum() > 0
+    assert model.sem_seg_head.rcca_block.rcca.attention.gamma.grad.abs().sum() > 0
 
 
 def test_loss_types_and_auxiliary_head_follow_the_config():
@@ -154,7 +149,7 @@ def test_flip_swaps_left_right_class_channels():
 
 def test_flip_test_time_augmentation_reads_pairs_from_the_test_metadata():
     MetadataCatalog.get("ccnet_test_flip_pairs_val").set(flip_pairs=[(1, 2)])
-    model = _model(TOY_CONFIG, "DATASETS.TEST", "('ccnet_test_flip_pairs_val',)", "TEST.SEM_SEG.FLIP", "True").eval()
+    model = _model(TOY_CONFIG, "DATASETS.TEST", "('ccnet_test_flip_pairs_val',)", "TEST.AUG.ENABLED", "True", "TEST.AUG.FLIP", "True").eval()
     assert model.flip_pairs == ((1, 2),)
     assert "flip (swapping class pairs [(1, 2)])" in model.inference_mode
     image = _inputs(4, sizes=((40, 47),))
@@ -168,7 +163,7 @@ def test_flip_test_time_augmentation_reads_pairs_from_the_test_metadata():
 
 
 def test_multi_scale_inference_averages_scales_at_input_resolution(caplog):
-    model = _model(TOY_CONFIG, "TEST.SEM_SEG.SCALES", "[0.75, 1.0, 1.5]").eval()
+    model = _model(TOY_CONFIG, "TEST.AUG.ENABLED", "True", "TEST.AUG.FLIP", "False", "TEST.SEM_SEG.SCALES", "[0.75, 1.0, 1.5]").eval()
     image = _inputs(4, sizes=((41, 50),))
     with torch.no_grad(), caplog.at_level(logging.INFO, logger="ccnet_d2"):
         result = model(image)[0]["sem_seg"]

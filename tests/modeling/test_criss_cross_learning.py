@@ -17,7 +17,7 @@ from torch import nn
 
 from detectron2.layers import ShapeSpec
 
-from ccnet_d2.layers import RCCA
+from ccnet_d2.layers import RCCAHeadBlock
 from ccnet_d2.modeling.heads import CCNetHead
 
 SIZE = 12
@@ -45,11 +45,11 @@ def cue_batch(n: int, generator: torch.Generator):
 def build_model(recurrence: int) -> nn.ModuleDict:
     """Stem + CCNetHead; recurrence 0 = the same head with the criss-cross attention removed."""
     torch.manual_seed(0)
-    rcca = RCCA(CHANNELS, out_channels=CHANNELS, inner_channels=CHANNELS, recurrence=max(recurrence, 1),
-                reduction=2, norm="BN", activation="relu", dropout=0.0, backend="torch")
+    block = RCCAHeadBlock(CHANNELS, out_channels=CHANNELS, inner_channels=CHANNELS, recurrence=max(recurrence, 1),
+                          reduction=2, norm="BN", activation="relu", dropout=0.0, backend="torch")
     if recurrence == 0:
-        rcca.attention = nn.Identity()
-    head = CCNetHead({"x": ShapeSpec(channels=CHANNELS, stride=1)}, in_feature="x", rcca=rcca, num_classes=2,
+        block.rcca = nn.Identity()
+    head = CCNetHead({"x": ShapeSpec(channels=CHANNELS, stride=1)}, in_feature="x", rcca_block=block, num_classes=2,
                      aux_in_feature=None, aux_loss_weight=0.0)
     return nn.ModuleDict({"stem": nn.Conv2d(3, CHANNELS, kernel_size=1), "head": head})
 

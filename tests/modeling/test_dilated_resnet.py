@@ -1,4 +1,5 @@
-"""The dilated ResNet: output stride, dilations, deep stem, and exact agreement with Detectron2's ResNet.
+"""The dilated ResNet (Detectron2's DeepLab builder behind config checks): output stride, dilations,
+deep stem, and exact agreement with Detectron2's plain ResNet.
 
 The strongest check uses a property of dilation: with the stride in the 1x1 convs (STRIDE_IN_1X1),
 a network whose res4/res5 keep stride 1 with dilations 2/4 computes, at every 2nd/4th pixel, exactly
@@ -101,7 +102,7 @@ def test_deep_stem_and_freezing():
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
         (3, 64, (3, 3), (2, 2)), (64, 64, (3, 3), (1, 1)), (64, 128, (3, 3), (1, 1))]
     assert model.res2[0].in_channels == 128
-    # The stem replaced after Detectron2's build is frozen too (FREEZE_AT 2: stem and res2).
+    # FREEZE_AT 2: the deep stem and res2 are frozen.
     assert not any(p.requires_grad for p in model.stem.parameters())
     assert not any(p.requires_grad for p in model.res2.parameters())
     assert all(p.requires_grad for p in model.res3.parameters())
@@ -112,8 +113,9 @@ def test_deep_stem_and_freezing():
 @pytest.mark.parametrize("overrides, message", [
     ({"RES4_DILATION": 2, "RES5_DILATION": 2}, "output stride 8"),
     ({"STEM_TYPE": "wide"}, "STEM_TYPE"),
-    ({"RES5_MULTI_GRID": [1, 2]}, "one factor per res5 block"),
-    ({"DEPTH": 18, "RES2_OUT_CHANNELS": 64}, "DEPTH >= 50"),
+    ({"RES5_MULTI_GRID": [1, 2]}, r"RES5_MULTI_GRID needs one positive integer per res5 block \(3\)"),
+    ({"DEPTH": 18, "RES2_OUT_CHANNELS": 64}, r"DEPTH must be one of \(50, 101, 152\), got 18"),
+    ({"DEFORM_ON_PER_STAGE": [False, True, False, False]}, "DEFORM_ON_PER_STAGE must be all False"),
 ])
 def test_invalid_configurations_are_named(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -1,28 +1,22 @@
 """Every instance-segmentation config of the repository builds and trains one step on CPU, and the
 RCCA ones carry the block where their file name says."""
-import glob
 import os
 
 import pytest
 import torch
 
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.structures import BitMasks, Boxes, Instances
 from detectron2.utils.events import EventStorage
 
-from ccnet_d2 import CrissCrossAttention, add_ccnet_config
+from ccnet_d2 import CrissCrossAttention
+from tests.common import INSTANCE_CONFIG_FOLDERS, build_cfg, find_configs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONFIGS = sorted(p for folder in ("COCO-InstanceSegmentation", "Cityscapes-InstanceSegmentation",
-                                  "Toy-InstanceSegmentation")
-                 for p in glob.glob(os.path.join(ROOT, "configs", folder, "*.yaml"))
-                 if not os.path.basename(p).startswith("Base-"))
+CONFIGS = find_configs(INSTANCE_CONFIG_FOLDERS)
 
 
 def _cfg(path):
-    cfg = add_ccnet_config(get_cfg())
-    cfg.merge_from_file(path)
+    cfg = build_cfg(path)
     cfg.MODEL.WEIGHTS = ""  # no downloads: random initialisation
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.RESNETS.NORM = "BN" if cfg.MODEL.RESNETS.NORM == "SyncBN" else cfg.MODEL.RESNETS.NORM

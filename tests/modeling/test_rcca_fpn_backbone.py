@@ -16,7 +16,7 @@ from detectron2.modeling.backbone.fpn import build_resnet_fpn_backbone
 from detectron2.structures import ImageList
 
 from ccnet_d2 import add_ccnet_config
-from ccnet_d2.modeling.backbone import RCCABlock
+from ccnet_d2.layers import RCCA
 from tests.layers.reference import loop_criss_cross
 
 
@@ -53,7 +53,7 @@ def test_block_in_res4_before_its_last_block_by_default():
     names = [name for name, _ in stage.named_children()]
     assert names == ["0", "1", "2", "3", "4", "rcca", "5"]  # R-50 res4 has 6 blocks; old names kept
     block = stage.rcca
-    assert isinstance(block, RCCABlock) and block.stride == 1
+    assert isinstance(block, RCCA) and block.stride == 1
     assert block.in_channels == block.out_channels == 128
     assert block.recurrence == 2 and block.attention.query_conv.out_channels == 128 // 8
 
@@ -126,7 +126,7 @@ def test_equals_plain_fpn_at_init_and_differs_with_gamma():
 
 def test_block_matches_the_loop_reference_with_shared_weights():
     torch.manual_seed(0)
-    block = RCCABlock(6, recurrence=2, reduction=2, backend="torch").double()
+    block = RCCA(6, recurrence=2, reduction=2, backend="torch").double()
     block.attention.gamma.data.fill_(0.8)
     x = torch.randn(2, 6, 5, 7, dtype=torch.float64)
     att = block.attention
@@ -179,5 +179,5 @@ def test_plain_checkpoint_reports_rcca_weights_as_new(tmp_path, caplog):
 
 
 def test_backbone_block_refuses_zero_recurrence():
-    with pytest.raises(ValueError, match="RCCABlock: recurrence must be an integer >= 1"):
-        RCCABlock(64, recurrence=0)
+    with pytest.raises(ValueError, match="RCCA: recurrence must be an integer >= 1"):
+        RCCA(64, recurrence=0)

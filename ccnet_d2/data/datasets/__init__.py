@@ -1,3 +1,3 @@
-"""Dataset registrations (LIP, Pascal VOC + SBD); Cityscapes, ADE20K and COCO are Detectron2's builtins."""
-from . import lip, voc  # noqa: F401  (registration)
-from . import toy  # noqa: F401  (registers ccnet_toy_* on import)
+"""Dataset loaders of ccnet_d2; ``builtin`` registers them (LIP, Pascal VOC + SBD, the toy dataset)."""
+from . import builtin  # noqa: F401  (registration)
+from .builtin import dataset_root

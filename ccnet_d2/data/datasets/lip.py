@@ -11,7 +11,6 @@ Labels are 0-19 (0 = Background) in single-channel PNGs; 30462 training and 1000
 """
 import os
 
-from ..catalog_checks import dataset_root
 from .split_list import register_split_list_sem_seg
 
 __all__ = ["LIP_CLASSES", "LIP_FLIP_PAIRS", "register_all_lip"]
@@ -42,5 +41,3 @@ def register_all_lip(root):
             name, os.path.join(root, image_dir), os.path.join(root, gt_dir), os.path.join(root, split_file),
             stuff_classes=list(LIP_CLASSES), flip_pairs=[tuple(p) for p in LIP_FLIP_PAIRS])
 
-
-register_all_lip(dataset_root())

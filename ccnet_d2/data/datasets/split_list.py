@@ -6,7 +6,7 @@ import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..catalog_checks import check_dataset_available, missing_dataset_error
+from ..checks import check_dataset_available, missing_dataset_error
 
 __all__ = ["load_split_list_sem_seg", "register_split_list_sem_seg"]
 

@@ -10,7 +10,7 @@ of the same images:
         train/sem_seg/000000.png ...   val/sem_seg/...   (0 = background, k = thing class k-1, uint8)
         annotations/instances_train.json, instances_val.json
 
-``<root>`` is ``$CCNET_TOY_ROOT``, else ``$DETECTRON2_DATASETS/ccnet_toy``, else ``~/.cache/ccnet_d2/toy``.
+``<root>`` is ``$CCNET_D2_TOY_ROOT``, else ``$DETECTRON2_DATASETS/ccnet_toy``, else ``~/.cache/ccnet_d2/toy``.
 Registered names: ``ccnet_toy_{train,val}`` (instances, evaluator "coco"; masks are RLE, so configs
 set ``INPUT.MASK_FORMAT: bitmask``) and ``ccnet_toy_sem_seg_{train,val}`` (evaluator "sem_seg").
 """
@@ -40,8 +40,8 @@ VERSION = "toy_v1"  # bump when the generator changes, so stale caches are not r
 
 def toy_root() -> str:
     """The folder that holds (or will hold) the generated ``toy_v1`` tree."""
-    if os.environ.get("CCNET_TOY_ROOT"):
-        return os.path.expanduser(os.environ["CCNET_TOY_ROOT"])
+    if os.environ.get("CCNET_D2_TOY_ROOT"):
+        return os.path.expanduser(os.environ["CCNET_D2_TOY_ROOT"])
     if os.environ.get("DETECTRON2_DATASETS"):
         return os.path.join(os.path.expanduser(os.environ["DETECTRON2_DATASETS"]), "ccnet_toy")
     return os.path.expanduser(os.path.join("~", ".cache", "ccnet_d2", "toy"))
@@ -190,5 +190,3 @@ def register_all_toy(root: str = None) -> None:
         MetadataCatalog.get(sem_name).set(
             stuff_classes=["background", *TOY_CLASSES], ignore_label=255, evaluator_type="sem_seg")
 
-
-register_all_toy()

@@ -11,7 +11,6 @@ Detectron2's ``read_image(..., "L")``, so they are converted too). Layout under 
 """
 import os
 
-from ..catalog_checks import dataset_root
 from .split_list import register_split_list_sem_seg
 
 __all__ = ["VOC_CLASSES", "register_all_voc_sem_seg"]
@@ -34,5 +33,3 @@ def register_all_voc_sem_seg(root):
             name, os.path.join(voc, "JPEGImages"), os.path.join(voc, "SegmentationClassAug"),
             os.path.join(voc, "ImageSets", "Segmentation", split_file), stuff_classes=list(VOC_CLASSES))
 
-
-register_all_voc_sem_seg(dataset_root())

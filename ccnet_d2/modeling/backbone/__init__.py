@@ -1,3 +1,3 @@
-"""backbone of ccnet_d2 (importing registers them)."""
-from .rcca_fpn import RCCABlock, build_resnet_rcca_fpn_backbone
-from .dilated_resnet import build_dilated_resnet_backbone, dilate_stage
+"""Backbones of ccnet_d2 (importing registers them)."""
+from .dilated_resnet import build_dilated_resnet_backbone, check_dilated_resnet_config
+from .rcca_fpn import build_resnet_rcca_fpn_backbone, insert_rcca_blocks

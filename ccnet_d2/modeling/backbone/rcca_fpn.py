@@ -1,6 +1,6 @@
 """ResNet-FPN with recurrent criss-cross attention inside the ResNet, for Mask R-CNN + RCCA.
 
-The paper inserts RCCA "inside the Mask R-CNN backbone" without saying where (paper-facts.md §5); by
+The paper (TPAMI version) inserts RCCA "inside the Mask R-CNN backbone" without saying where; by
 default the block goes into res4 before its last residual block, the place where non-local blocks go in
 Mask R-CNN. The ResNet comes from Detectron2's ``build_resnet_backbone`` and the FPN is built exactly as
 ``build_resnet_fpn_backbone`` does, so every other ``MODEL.RESNETS.*`` / ``MODEL.FPN.*`` key keeps working.
@@ -9,48 +9,18 @@ from collections import OrderedDict
 
 from torch import nn
 
-from detectron2.config import configurable
-from detectron2.layers import CNNBlockBase, ShapeSpec
+from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone import FPN, ResNet, build_resnet_backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 
-from ...layers import CrissCrossAttention, check_recurrence
+from ...layers import RCCA
 
-__all__ = ["RCCABlock", "insert_rcca_blocks", "build_resnet_rcca_fpn_backbone", "RCCA_BLOCK_NAME"]
+__all__ = ["insert_rcca_blocks", "build_resnet_rcca_fpn_backbone", "RCCA_BLOCK_NAME"]
 
 # Child name of the block inside its stage: "res4.rcca.*" has no suffix in common with any key of a
 # C2/ImageNet or plain-ResNet checkpoint ("res4.5.conv1.*"), so loading those reports it as new.
 RCCA_BLOCK_NAME = "rcca"
-
-
-class RCCABlock(CNNBlockBase):
-    """One CrissCrossAttention (``gamma * attention + x``, gamma = 0 at init) applied ``recurrence``
-    times with shared weights: stride 1, channels kept, the identity at initialisation, so pretrained
-    ResNet weights give the same features at step 0."""
-
-    @configurable
-    def __init__(self, channels: int, *, recurrence: int = 2, reduction: int = 8, backend: str = "auto"):
-        super().__init__(channels, channels, 1)
-        self.recurrence = check_recurrence(recurrence, "RCCABlock")
-        self.attention = CrissCrossAttention(channels, reduction=reduction, backend=backend)
-
-    @classmethod
-    def from_config(cls, cfg, channels: int):
-        return {
-            "channels": channels,
-            "recurrence": cfg.MODEL.CCNET.RECURRENCE,
-            "reduction": cfg.MODEL.CCNET.REDUCTION,
-            "backend": cfg.MODEL.CCNET.BACKEND,
-        }
-
-    def forward(self, x):
-        for _ in range(self.recurrence):
-            x = self.attention(x)
-        return x
-
-    def extra_repr(self) -> str:
-        return f"recurrence={self.recurrence}"
 
 
 def insert_rcca_blocks(resnet: ResNet, stages, position: int, make_block, freeze_at: int) -> ResNet:
@@ -90,7 +60,7 @@ def build_resnet_rcca_fpn_backbone(cfg, input_shape: ShapeSpec):
         build_resnet_backbone(cfg, input_shape),
         stages=cfg.MODEL.CCNET.BACKBONE_STAGES,
         position=cfg.MODEL.CCNET.BACKBONE_POSITION,
-        make_block=lambda channels: RCCABlock(cfg, channels),
+        make_block=lambda channels: RCCA(cfg, channels),
         freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
     )
     return FPN(

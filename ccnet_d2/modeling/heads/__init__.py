@@ -1,2 +1,2 @@
-"""heads of ccnet_d2 (importing registers them)."""
+"""Semantic-segmentation heads of ccnet_d2 (importing registers them)."""
 from .ccnet_head import CCNetHead, build_auxiliary_head

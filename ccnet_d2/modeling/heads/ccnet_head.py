@@ -11,7 +11,7 @@ from detectron2.config import configurable
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import SEM_SEG_HEADS_REGISTRY
 
-from ...layers import RCCA, get_activation
+from ...layers import RCCAHeadBlock, get_activation
 from ..losses import CategoryConsistentLoss, OhemCrossEntropy
 
 __all__ = ["CCNetHead", "build_auxiliary_head"]
@@ -48,7 +48,8 @@ class CCNetHead(nn.Module):
     """
 
     @configurable
-    def __init__(self, input_shape: Dict[str, ShapeSpec], *, in_feature: str, rcca: RCCA, num_classes: int,
+    def __init__(self, input_shape: Dict[str, ShapeSpec], *, in_feature: str, rcca_block: RCCAHeadBlock,
+                 num_classes: int,
                  ignore_value: int = 255, loss_weight: float = 1.0, loss_type: str = "cross_entropy",
                  ohem_threshold: float = 0.7, ohem_min_kept: int = 100000,
                  aux_in_feature: Optional[str] = "res4", aux_loss_weight: float = 0.4,
@@ -58,7 +59,7 @@ class CCNetHead(nn.Module):
         Args:
             input_shape: shapes of the backbone features.
             in_feature: feature RCCA runs on (res5 of the dilated ResNet).
-            rcca: the RCCA block, built for ``input_shape[in_feature].channels``.
+            rcca_block: the context block around RCCA, built for ``input_shape[in_feature].channels``.
             loss_type: "cross_entropy" or "ohem" (main loss only; the auxiliary loss is plain
                 cross-entropy, as in the official code).
             aux_in_feature, aux_loss_weight: the auxiliary head's input; no auxiliary head when
@@ -78,8 +79,8 @@ class CCNetHead(nn.Module):
         self.common_stride = input_shape[in_feature].stride
         self.ignore_value = ignore_value
         self.loss_weight = loss_weight
-        self.rcca = rcca
-        self.predictor = _classifier(rcca.out_channels, num_classes)
+        self.rcca_block = rcca_block
+        self.predictor = _classifier(rcca_block.out_channels, num_classes)
         if loss_type == "ohem":
             self.main_loss = OhemCrossEntropy(ohem_threshold, ohem_min_kept, ignore_index=ignore_value)
         else:
@@ -98,7 +99,7 @@ class CCNetHead(nn.Module):
 
         self.consistent_loss = consistent_loss
         if consistent_loss is not None:
-            self.consistent_projection = nn.Conv2d(rcca.attention.in_channels, consistent_dim, kernel_size=1)
+            self.consistent_projection = nn.Conv2d(rcca_block.rcca.in_channels, consistent_dim, kernel_size=1)
 
     @classmethod
     def from_config(cls, cfg, input_shape: Dict[str, ShapeSpec]):
@@ -120,7 +121,7 @@ class CCNetHead(nn.Module):
         return {
             "input_shape": input_shape,
             "in_feature": in_feature,
-            "rcca": RCCA(cfg, input_shape[in_feature].channels),
+            "rcca_block": RCCAHeadBlock(cfg, input_shape[in_feature].channels),
             "num_classes": head.NUM_CLASSES,
             "ignore_value": head.IGNORE_VALUE,
             "loss_weight": head.LOSS_WEIGHT,
@@ -139,7 +140,7 @@ class CCNetHead(nn.Module):
 
     def layers(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
         """Class logits at the resolution of the input feature."""
-        return self.predictor(self.rcca(features[self.in_feature]))
+        return self.predictor(self.rcca_block(features[self.in_feature]))
 
     def forward(self, features: Dict[str, torch.Tensor], targets: Optional[torch.Tensor] = None):
         if self.training:
@@ -152,7 +153,7 @@ class CCNetHead(nn.Module):
 
     def losses(self, features: Dict[str, torch.Tensor], targets: torch.Tensor) -> Dict[str, torch.Tensor]:
         """All training losses for ``targets`` [N, H, W] (ignore_value marks unlabelled pixels)."""
-        fused, context = self.rcca.forward_with_context(features[self.in_feature])
+        fused, context = self.rcca_block.forward_with_context(features[self.in_feature])
         losses = {"loss_sem_seg": self.loss_weight * self.main_loss(self._upsample(self.predictor(fused), targets),
                                                                      targets)}
         if self.aux_in_feature is not None:

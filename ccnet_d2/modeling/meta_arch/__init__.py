@@ -1,2 +1,2 @@
-"""meta_arch of ccnet_d2 (importing registers them)."""
+"""Meta-architectures of ccnet_d2 (importing registers them)."""
 from .ccnet_segmentor import INFERENCE_MODES, CCNetSegmentor

@@ -12,7 +12,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, SemanticSegmentor
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
 
-from ...evaluation.inference import multi_scale_logits, sliding_window_logits
+from ..test_time_augmentation import multi_scale_logits, sliding_window_logits
 
 __all__ = ["CCNetSegmentor", "INFERENCE_MODES"]
 
@@ -24,7 +24,8 @@ _logger = logging.getLogger(__name__)
 class CCNetSegmentor(SemanticSegmentor):
     """Backbone + semantic head, returning ``[{"sem_seg": K x H x W logits}]`` like SemanticSegmentor
     (so DefaultPredictor and Visualizer work unchanged), with inference chosen in the config:
-    whole image or sliding window, at one or several scales, with or without flip.
+    whole image or sliding window (``TEST.SEM_SEG.MODE``); with ``TEST.AUG.ENABLED``, at the scales
+    ``TEST.SEM_SEG.SCALES`` and, when ``TEST.AUG.FLIP``, on the mirrored image too.
 
     Images are padded to a multiple of the head's feature stride (8 for the dilated ResNet), in
     training and inference alike, so that upsampled logits line up with the pixels. At inference
@@ -62,7 +63,11 @@ class CCNetSegmentor(SemanticSegmentor):
 
     @classmethod
     def from_config(cls, cfg):
-        test = cfg.TEST.SEM_SEG
+        test, augment = cfg.TEST.SEM_SEG, cfg.TEST.AUG.ENABLED
+        if not augment and list(test.SCALES) != [1.0]:
+            raise ValueError(f"TEST.SEM_SEG.SCALES is {list(test.SCALES)}, but test-time augmentation is off: set "
+                             "TEST.AUG.ENABLED True to use these scales (and TEST.AUG.FLIP for flipping), or "
+                             "TEST.SEM_SEG.SCALES [1.0]")
         flip_pairs = [tuple(p) for p in test.FLIP_PAIRS]
         if not flip_pairs and cfg.DATASETS.TEST:
             flip_pairs = [tuple(p) for p in MetadataCatalog.get(cfg.DATASETS.TEST[0]).get("flip_pairs", [])]
@@ -72,7 +77,7 @@ class CCNetSegmentor(SemanticSegmentor):
             "crop_size": tuple(test.CROP_SIZE),
             "stride": tuple(test.STRIDE),
             "scales": tuple(test.SCALES),
-            "flip": test.FLIP,
+            "flip": augment and cfg.TEST.AUG.FLIP,
             "flip_pairs": flip_pairs,
         }
 

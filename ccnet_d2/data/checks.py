@@ -1,7 +1,7 @@
 """``check_dataset_available(name)``: fail early, with the expected folder tree, when a dataset is missing.
 
-Detectron2 (and this package) register datasets with paths under ``$DETECTRON2_DATASETS`` (default
-``./datasets``), read when the registering module is imported. The paths a dataset will read are in
+Detectron2 (and ``ccnet_d2.data.datasets.builtin``) register datasets with paths under
+``$DETECTRON2_DATASETS`` (default ``./datasets``), read when the registering module is imported. The paths a dataset will read are in
 its metadata (``image_root``, ``gt_dir``, ``json_file``, ...), so that is what is checked: a missing one
 raises a ``FileNotFoundError`` that shows the tree the dataset expects and how to prepare it.
 """
@@ -10,7 +10,7 @@ import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-__all__ = ["check_dataset_available", "dataset_root", "missing_dataset_error", "EXPECTED_TREES"]
+__all__ = ["check_dataset_available", "missing_dataset_error", "EXPECTED_TREES"]
 
 # Metadata fields that hold a path the dataset's loader reads.
 _PATH_FIELDS = ("image_root", "image_dir", "sem_seg_root", "gt_dir", "json_file", "panoptic_root",
@@ -54,11 +54,6 @@ VOC20{07,12}/
 }
 
 
-def dataset_root() -> str:
-    """The dataset root of this process: ``$DETECTRON2_DATASETS``, default ``datasets``."""
-    return os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
-
-
 def _expected_tree(dataset_name: str):
     # Longest prefix first, so that "voc_2012_sem_seg_" wins over "voc_".
     for prefix in sorted(EXPECTED_TREES, key=len, reverse=True):
@@ -76,7 +71,7 @@ def missing_dataset_error(dataset_name: str, missing_paths) -> FileNotFoundError
     lines.append(
         f"The dataset root is $DETECTRON2_DATASETS (now {os.getenv('DETECTRON2_DATASETS', 'unset')!r}, "
         f"default 'datasets'), read when the datasets were registered (at import). "
-        f"Set DETECTRON2_DATASETS before starting, or see datasets/README.md.")
+        f"Set DETECTRON2_DATASETS before starting; docs/DATASETS.md describes each dataset.")
     return FileNotFoundError("\n".join(lines))
 
 

@@ -1,4 +1,5 @@
-"""Access to the compiled criss-cross op (`ccnet_d2._C`) and its torch.library registration.
+"""Binding of the compiled criss-cross op (``ccnet_d2._C``, sources in ``csrc/`` beside this file) and
+its torch.library registration.
 
 The extension defines three operators in C++, with CPU kernels always and CUDA kernels when it was
 compiled with a CUDA toolkit:
@@ -27,11 +28,11 @@ import importlib
 
 import torch
 
-__all__ = ["extension_available", "extension_built", "extension_status", "criss_cross_attention_cuda"]
+__all__ = ["compiled_op_built", "compiled_op_has_cuda_kernels", "compiled_op_status", "criss_cross_attention_cuda"]
 
 _extension = None
 _status = None
-_has_cuda_kernels = False  # a plain bool, so that torch.compile can trace extension_available()
+_has_cuda_kernels = False  # a plain bool, so that torch.compile can trace compiled_op_has_cuda_kernels()
 
 
 def _load():
@@ -82,17 +83,17 @@ def _register_python_kernels():
     torch.library.register_autograd("ccnet_d2::criss_cross_attention", backward, setup_context=setup_context)
 
 
-def extension_built() -> bool:
-    """True when ``ccnet_d2._C`` is importable (its CPU kernels are then registered)."""
+def compiled_op_built() -> bool:
+    """True when ``ccnet_d2._C`` is importable (its CPU kernel is then registered)."""
     return _load() is not None
 
 
-def extension_available() -> bool:
-    """True when the compiled CUDA kernels are available (what backend 'cuda'/'auto' need)."""
+def compiled_op_has_cuda_kernels() -> bool:
+    """True when ``ccnet_d2._C`` was built with its CUDA kernels (what backends 'cuda' and 'auto' need)."""
     return _load() is not None and _has_cuda_kernels
 
 
-def extension_status() -> str:
+def compiled_op_status() -> str:
     """A one-line description of the compiled op, for logs and the installer."""
     _load()
     return _status
@@ -101,8 +102,8 @@ def extension_status() -> str:
 def criss_cross_attention_cuda(query, key, value):
     """Criss-cross attention of CUDA tensors through the compiled kernels (forward and backward).
     The CPU kernel of the same op is reached through ``torch.ops.ccnet_d2.criss_cross_attention``."""
-    if not extension_available():
-        raise RuntimeError(f"criss_cross_attention_cuda: the compiled CUDA op is {extension_status()}")
+    if not compiled_op_has_cuda_kernels():
+        raise RuntimeError(f"criss_cross_attention_cuda: the compiled op is {compiled_op_status()}")
     if not query.is_cuda:
         raise ValueError(f"criss_cross_attention_cuda: expected CUDA tensors, got {query.device}")
     return torch.ops.ccnet_d2.criss_cross_attention(query, key, value)

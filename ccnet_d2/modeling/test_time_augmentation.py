@@ -1,4 +1,5 @@
-"""Test-time inference modes for semantic segmentation, as pure functions of a ``logits_fn``.
+"""Test-time inference for semantic segmentation (sliding window, multi-scale, flip), as pure
+functions of a ``logits_fn``.
 
 ``logits_fn(images [N, C, h, w]) -> logits [N, K, h, w]`` is any function returning class logits at
 its input's resolution (CCNetSegmentor passes its backbone + head). On top of it:

@@ -1,0 +1,23 @@
+"""Registers every dataset ccnet_d2 adds to Detectron2's catalog (Cityscapes, ADE20K and COCO are
+Detectron2's own registrations). Imported once by ``import ccnet_d2``.
+
+Paths are fixed at import under the dataset root, as Detectron2 does for its builtin datasets; the
+toy dataset has its own root (``ccnet_d2.data.datasets.toy.toy_root``) and is generated on first use.
+"""
+import os
+
+from .lip import register_all_lip
+from .toy import register_all_toy
+from .voc import register_all_voc_sem_seg
+
+__all__ = ["dataset_root"]
+
+
+def dataset_root() -> str:
+    """The dataset root of this process: ``$DETECTRON2_DATASETS``, default ``datasets``."""
+    return os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
+
+
+register_all_lip(dataset_root())
+register_all_voc_sem_seg(dataset_root())
+register_all_toy()
