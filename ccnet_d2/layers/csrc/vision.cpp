@@ -1,6 +1,6 @@
 // Bindings of ccnet_d2._C: the torch.library operators (CPU always, CUDA when built with a toolkit)
 // and a few build facts for the Python side. Autograd and the fake (meta) kernels are registered in
-// Python (ccnet_d2/layers/cuda_backend.py) on top of these definitions.
+// Python (ccnet_d2/layers/compiled_op.py) on top of these definitions.
 #include <torch/extension.h>
 #include <torch/library.h>
 

@@ -1,4 +1,4 @@
-// CPU criss-cross attention: the functions of criss_cross.h run under at::parallel_for, one output
+// CPU criss-cross attention: the functions of criss_cross_utils.h run under at::parallel_for, one output
 // element per call. It exists so that CPU machines (CI) test the exact arithmetic of the CUDA kernels,
 // the op registration, autograd and torch.compile support; for speed on CPU use backend="torch".
 #include "criss_cross.h"
@@ -34,27 +34,6 @@ void compute_attention(const at::Tensor& q, const at::Tensor& k, at::Tensor& att
 
 }  // namespace
 
-void check_inputs(const char* where, const at::Tensor& query, const at::Tensor& key, const at::Tensor& value) {
-  TORCH_CHECK(query.dim() == 4 && key.dim() == 4 && value.dim() == 4, where,
-              ": query, key and value must be 4-D [B, C, H, W], got ", query.sizes(), ", ", key.sizes(),
-              " and ", value.sizes());
-  TORCH_CHECK(query.sizes() == key.sizes(), where, ": query and key must have one shape [B, C', H, W], got ",
-              query.sizes(), " and ", key.sizes());
-  TORCH_CHECK(value.size(0) == query.size(0) && value.size(2) == query.size(2) && value.size(3) == query.size(3),
-              where, ": value must be [B, C, H, W] with the query's B, H, W, got query ", query.sizes(),
-              " and value ", value.sizes());
-  TORCH_CHECK(query.size(2) >= 1 && query.size(3) >= 1, where, ": H and W must be >= 1, got ", query.sizes());
-  TORCH_CHECK(query.scalar_type() == key.scalar_type() && query.scalar_type() == value.scalar_type(), where,
-              ": query, key and value must share one dtype, got ", query.scalar_type(), ", ", key.scalar_type(),
-              " and ", value.scalar_type());
-  const auto t = query.scalar_type();
-  TORCH_CHECK(t == at::kFloat || t == at::kHalf || t == at::kBFloat16 || t == at::kDouble, where,
-              ": expected float32, float16, bfloat16 or float64 tensors, got ", t);
-  TORCH_CHECK(query.device() == key.device() && query.device() == value.device(), where,
-              ": query, key and value must be on one device, got ", query.device(), ", ", key.device(), " and ",
-              value.device());
-}
-
 at::Tensor attention_weights_cpu(const at::Tensor& query, const at::Tensor& key) {
   check_inputs("criss_cross_attention_weights (CPU)", query, key, key);
   TORCH_CHECK(query.is_cpu(), "criss_cross_attention_weights (CPU): expected CPU tensors, got ", query.device());
@@ -89,9 +68,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_cpu(const at::Tensor& gr
                                                             const at::Tensor& key, const at::Tensor& value) {
   check_inputs("criss_cross_attention_backward (CPU)", query, key, value);
   TORCH_CHECK(query.is_cpu() && grad_output.is_cpu(), "criss_cross_attention_backward (CPU): expected CPU tensors");
-  TORCH_CHECK(grad_output.sizes() == value.sizes() && grad_output.scalar_type() == value.scalar_type(),
-              "criss_cross_attention_backward (CPU): grad_output must match value (", value.sizes(), ", ",
-              value.scalar_type(), "), got ", grad_output.sizes(), ", ", grad_output.scalar_type());
+  check_grad_output("criss_cross_attention_backward (CPU)", grad_output, value);
   const auto q = query.contiguous(), k = key.contiguous(), v = value.contiguous(), go = grad_output.contiguous();
   const auto attention = attention_weights_cpu(q, k);
   auto grad_energy = at::empty_like(attention);

@@ -1,4 +1,4 @@
-// CUDA criss-cross attention: the functions of criss_cross.h in grid-stride kernels, one thread per
+// CUDA criss-cross attention: the functions of criss_cross_utils.h in grid-stride kernels, one thread per
 // output element. Energies and the attention gradient run over (b, cross position, pixel), the
 // softmax and its backward over (b, pixel), the aggregations over (b, channel, pixel); the pixel is
 // the fastest index, so neighbouring threads read neighbouring addresses (or one broadcast address
@@ -111,11 +111,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_cuda(const at::Tensor& g
                                                              const at::Tensor& key, const at::Tensor& value) {
   check_inputs("criss_cross_attention_backward (CUDA)", query, key, value);
   check_cuda("criss_cross_attention_backward (CUDA)", {grad_output, query, key, value});
-  TORCH_CHECK(grad_output.sizes() == value.sizes() && grad_output.scalar_type() == value.scalar_type() &&
-                  grad_output.device() == value.device(),
-              "criss_cross_attention_backward (CUDA): grad_output must match value (", value.sizes(), ", ",
-              value.scalar_type(), ", ", value.device(), "), got ", grad_output.sizes(), ", ",
-              grad_output.scalar_type(), ", ", grad_output.device());
+  check_grad_output("criss_cross_attention_backward (CUDA)", grad_output, value);
   const c10::cuda::CUDAGuard guard(query.device());
   const auto q = query.contiguous(), k = key.contiguous(), v = value.contiguous(), go = grad_output.contiguous();
   const auto attention = attention_weights_cuda(q, k);
