@@ -1,10 +1,11 @@
 """The Trainer used by ``tools/train_net.py``: Detectron2's DefaultTrainer with the project's evaluator
-selection, training mapper and poly learning-rate schedule. Everything else (hooks, checkpointing,
-``--resume``, multi-GPU) is Detectron2's."""
+selection, training mapper, poly learning-rate schedule and test-time augmentation. Everything else
+(hooks, checkpointing, ``--resume``, multi-GPU) is Detectron2's."""
 import logging
 
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer
+from detectron2.modeling import GeneralizedRCNN, GeneralizedRCNNWithTTA
 from detectron2.projects.deeplab import build_lr_scheduler as build_deeplab_lr_scheduler
 
 from ..data import build_train_mapper, check_dataset_available
@@ -47,10 +48,16 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
-        """Detectron2's evaluation, with the model's inference mode (whole image, sliding window,
-        scales, flip) logged right after the results, so no number is read without it (the
-        segmentor itself logs the mode when inference starts)."""
-        mode = getattr(getattr(model, "module", model), "inference_mode", None)
+        """Detectron2's evaluation, with test-time augmentation when ``TEST.AUG.ENABLED`` (R-CNN models
+        through Detectron2's ``GeneralizedRCNNWithTTA``: ``TEST.AUG.MIN_SIZES``, ``MAX_SIZE``, ``FLIP``;
+        the CCNet segmentor applies it itself) and the segmentor's inference mode (whole image, sliding
+        window, scales, flip) logged right after the results, so no number is read without it."""
+        unwrapped = getattr(model, "module", model)
+        mode = getattr(unwrapped, "inference_mode", None)
+        if cfg.TEST.AUG.ENABLED and isinstance(unwrapped, GeneralizedRCNN):
+            _logger.info("Evaluating with test-time augmentation: sizes %s, max size %d, flip %s",
+                         list(cfg.TEST.AUG.MIN_SIZES), cfg.TEST.AUG.MAX_SIZE, cfg.TEST.AUG.FLIP)
+            model = GeneralizedRCNNWithTTA(cfg, model)
         results = super().test(cfg, model, evaluators)
         if mode:
             _logger.info("The results above were obtained with inference mode: %s", mode)

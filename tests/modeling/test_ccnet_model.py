@@ -185,3 +185,12 @@ def test_default_predictor_and_visualizer_work_unchanged():
     metadata = MetadataCatalog.get(cfg.DATASETS.TEST[0])
     drawn = Visualizer(image[:, :, ::-1], metadata).draw_sem_seg(output["sem_seg"].argmax(0).to("cpu"))
     assert drawn.get_image().shape == (57, 71, 3)
+
+
+def test_test_scales_without_test_time_augmentation_are_refused():
+    """SCALES only take effect with TEST.AUG.ENABLED: a config asking for them without it is an error,
+    not a silent single-scale evaluation."""
+    with pytest.raises(ValueError, match=r"TEST.SEM_SEG.SCALES is \[0.75, 1.0\], but test-time augmentation is off"):
+        _model(TOY_CONFIG, "TEST.SEM_SEG.SCALES", "[0.75, 1.0]")
+    assert _model(TOY_CONFIG, "TEST.AUG.FLIP", "True").flip is False  # FLIP alone: TTA is off
+    assert _model(TOY_CONFIG, "TEST.AUG.ENABLED", "True", "TEST.AUG.FLIP", "True").flip is True

@@ -5,12 +5,14 @@ import os
 import pytest
 import torch
 
-from detectron2.modeling import build_model
+from detectron2.engine import DefaultTrainer
+from detectron2.modeling import GeneralizedRCNNWithTTA, build_model
 from detectron2.structures import BitMasks, Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 from ccnet_d2 import CrissCrossAttention
-from tests.common import INSTANCE_CONFIG_FOLDERS, build_cfg, find_configs
+from ccnet_d2.engine import Trainer
+from tests.common import INSTANCE_CONFIG_FOLDERS, TOY_INSTANCE_CONFIG, build_cfg, find_configs
 
 CONFIGS = find_configs(INSTANCE_CONFIG_FOLDERS)
 
@@ -66,3 +68,25 @@ def test_config_builds_and_trains_one_step(path):
     total.backward()
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable)
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_trainer_evaluates_rcnn_with_test_time_augmentation_when_enabled(monkeypatch, enabled):
+    """TEST.AUG.ENABLED wraps an R-CNN in Detectron2's GeneralizedRCNNWithTTA (sizes and flip of TEST.AUG),
+    which then predicts at the input's size; disabled, the model is evaluated as it is."""
+    cfg = _cfg(TOY_INSTANCE_CONFIG)
+    cfg.TEST.AUG.ENABLED, cfg.TEST.AUG.MIN_SIZES, cfg.TEST.AUG.MAX_SIZE = enabled, (96, 160), 200
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    evaluated = []
+    monkeypatch.setattr(DefaultTrainer, "test",
+                        classmethod(lambda cls, cfg, model, evaluators=None: evaluated.append(model) or {}))
+    Trainer.test(cfg, model)
+    if not enabled:
+        assert evaluated == [model]
+        return
+    (tta,) = evaluated
+    assert isinstance(tta, GeneralizedRCNNWithTTA) and tta.model is model
+    with torch.no_grad():
+        (result,) = tta([{"image": torch.randint(0, 256, (3, 120, 136)).float(), "height": 90, "width": 102}])
+    assert result["instances"].image_size == (90, 102)
