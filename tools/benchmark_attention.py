@@ -9,7 +9,7 @@ shape and dtype. Table 2: the comparison the paper reports (Huang et al., TPAMI;
 [1, 512, 97, 97], C' = 64: GFLOPs counted from the layer sizes (2 FLOPs per multiply-add; 1x1
 projections, energies and aggregation) and measured peak extra memory of forward+backward.
 
-    python tools/benchmark_attention.py                       # GPU: the issue's shapes, fp32 and bf16
+    python tools/benchmark_attention.py                       # GPU: the CCNet shapes below, fp32 and bf16
     python tools/benchmark_attention.py --device cpu          # CPU smoke run on small shapes
     python tools/benchmark_attention.py --shapes 2,512,97,97 --dtypes bfloat16 --iters 20
 
@@ -26,13 +26,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ccnet_d2.layers import CrissCrossAttention, criss_cross_attention, cuda_backend
+from ccnet_d2.layers import (
+    CrissCrossAttention,
+    compiled_op_built,
+    compiled_op_has_cuda_kernels,
+    compiled_op_status,
+    criss_cross_attention,
+)
 
 GPU_SHAPES = ["2,512,97,97", "8,512,97,97", "2,512,128,256", "2,256,200,304"]
 CPU_SHAPES = ["2,64,17,17", "1,32,25,33"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BACKENDS = ("cuda", "torch", "non-local")
-PAPER = {"RCCA (R=2)": (16.5, 127), "non-local": (108, 1411)}  # (GFLOPs, MB), paper-facts.md section 6
+PAPER = {"RCCA (R=2)": (16.5, 127), "non-local": (108, 1411)}  # (GFLOPs, MB) as reported in the paper's comparison with the non-local block
 
 
 def nonlocal_attention(query, key, value):
@@ -200,7 +206,7 @@ def header(device):
     print(f"# criss-cross attention benchmark, {datetime.datetime.now().isoformat(timespec='minutes')}")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     print(f"device: {device} ({name}); torch {torch.__version__}, CUDA {torch.version.cuda}, "
-          f"python {platform.python_version()}; compiled op: {cuda_backend.extension_status()}")
+          f"python {platform.python_version()}; compiled op: {compiled_op_status()}")
     if device.type == "cuda":
         print(f"TF32 matmul allowed: {torch.backends.cuda.matmul.allow_tf32}")
     else:
@@ -227,9 +233,9 @@ def main():
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA GPU here; run with --device cpu for a smoke run")
     backends = list(args.backends)
-    if "cuda" in backends and not (cuda_backend.extension_available() if device.type == "cuda"
-                                   else cuda_backend.extension_built()):
-        print(f"backend 'cuda' left out: the compiled op is {cuda_backend.extension_status()}")
+    if "cuda" in backends and not (compiled_op_has_cuda_kernels() if device.type == "cuda"
+                                   else compiled_op_built()):
+        print(f"backend 'cuda' left out: the compiled op is {compiled_op_status()}")
         backends.remove("cuda")
     shapes = [tuple(int(s) for s in text.split(",")) for text in
               (args.shapes or (GPU_SHAPES if device.type == "cuda" else CPU_SHAPES))]

@@ -1,4 +1,4 @@
-"""The category-consistent loss of CCNet's TPAMI version (paper-facts.md §3).
+"""The category-consistent loss of CCNet's TPAMI version (Huang et al., TPAMI 2020).
 
 Per image, with C the classes present, mu_c the mean feature of class c and h_i the pixel features:
 
