@@ -52,7 +52,8 @@ def metrics_lines(output_dir):
 def test_train_eval_resume_predict(toy_root, tmp_path):
     out = str(tmp_path / "out")
     train_net(toy_root, [], ["SOLVER.MAX_ITER", "4", "DATASETS.TEST", "()", "OUTPUT_DIR", out])
-    assert open(os.path.join(out, "last_checkpoint")).read().strip() == "model_final.pth"
+    with open(os.path.join(out, "last_checkpoint")) as f:
+        assert f.read().strip() == "model_final.pth"
     assert metrics_lines(out)[-1]["iteration"] == 3
     assert np.isfinite(metrics_lines(out)[-1]["total_loss"])
 
