@@ -33,7 +33,7 @@ def main(argv=None):
         source_dir = os.path.join(args.root, "annotations", split)
         if not os.path.isdir(source_dir):
             sys.exit(f"Missing {source_dir!r}: expected the unpacked ADEChallengeData2016.zip "
-                     "(images/ and annotations/, each with training/ and validation/; see datasets/README.md).")
+                     "(images/ and annotations/, each with training/ and validation/; see docs/DATASETS.md).")
         output_dir = os.path.join(args.root, "annotations_detectron2", split)
         os.makedirs(output_dir, exist_ok=True)
         for path in sorted(glob.glob(os.path.join(source_dir, "*.png"))):

@@ -30,7 +30,7 @@ def main(argv=None):
     json_files = sorted(glob.glob(os.path.join(args.root, "gtFine", "*", "*", "*_gtFine_polygons.json")))
     if not json_files:
         sys.exit(f"No gtFine/<split>/<city>/*_gtFine_polygons.json under {args.root!r}: expected the "
-                 "unpacked gtFine_trainvaltest.zip there (see datasets/README.md).")
+                 "unpacked gtFine_trainvaltest.zip there (see docs/DATASETS.md).")
     if args.workers > 1:
         with Pool(args.workers) as pool:
             pool.map(_convert, json_files, chunksize=16)

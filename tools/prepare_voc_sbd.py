@@ -23,7 +23,7 @@ from PIL import Image
 
 def _read_ids(path):
     if not os.path.isfile(path):
-        sys.exit(f"Missing {path!r} (see datasets/README.md for the expected VOC and SBD trees).")
+        sys.exit(f"Missing {path!r} (see docs/DATASETS.md for the expected VOC and SBD trees).")
     with open(path) as f:
         return {line.strip() for line in f if line.strip()}
 
