@@ -18,7 +18,7 @@ for name in ("ccnet_toy_train", "ccnet_toy_val", "ccnet_toy_sem_seg_train", "ccn
              "lip_sem_seg_train", "lip_sem_seg_val", "voc_2012_sem_seg_train_aug", "voc_2012_sem_seg_val"):
     assert name in names, name
 assert MetadataCatalog.get("lip_sem_seg_val").flip_pairs == [(14, 15), (16, 17), (18, 19)]
-for api in ("add_ccnet_config", "criss_cross_attention", "CrissCrossAttention", "RCCA"):
+for api in ("add_ccnet_config", "criss_cross_attention", "CrissCrossAttention", "RCCA", "RCCAHeadBlock"):
     assert hasattr(ccnet_d2, api), api
 print("registered")
 """
