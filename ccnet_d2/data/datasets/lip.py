@@ -1,13 +1,8 @@
 """LIP (Look Into Person) single-person human parsing: ``lip_sem_seg_train`` and ``lip_sem_seg_val``.
 
-Layout of the official release (TrainVal_images.zip and TrainVal_parsing_annotations.zip unpacked
-into ``$DETECTRON2_DATASETS/LIP``)::
-
-    LIP/TrainVal_images/{train_images,val_images}/<id>.jpg
-    LIP/TrainVal_images/{train_id.txt,val_id.txt}          one <id> per line
-    LIP/TrainVal_parsing_annotations/{train_segmentations,val_segmentations}/<id>.png
-
-Labels are 0-19 (0 = Background) in single-channel PNGs; 30462 training and 10000 validation images.
+The official release unpacked under ``$DETECTRON2_DATASETS/LIP`` (the tree: docs/DATASETS.md, and
+``EXPECTED_TREES`` in ``ccnet_d2.data.checks``). Labels are 0-19 (0 = Background) in single-channel
+PNGs; 30462 training and 10000 validation images.
 """
 import os
 

@@ -3,11 +3,8 @@
 ``voc_2012_sem_seg_train_aug`` (10582 images: SBD train+val and VOC train, minus VOC val) and
 ``voc_2012_sem_seg_val`` (1449 images), both read from ``SegmentationClassAug``: single-channel PNGs
 made by ``tools/prepare_voc_sbd.py`` (VOC's own palette PNGs would be read as grey levels by
-Detectron2's ``read_image(..., "L")``, so they are converted too). Layout under ``$DETECTRON2_DATASETS``::
-
-    VOCdevkit/VOC2012/JPEGImages/<id>.jpg
-    VOCdevkit/VOC2012/SegmentationClassAug/<id>.png
-    VOCdevkit/VOC2012/ImageSets/Segmentation/{train_aug.txt,val.txt}
+Detectron2's ``read_image(..., "L")``, so they are converted too). The tree under
+``$DETECTRON2_DATASETS``: docs/DATASETS.md, and ``EXPECTED_TREES`` in ``ccnet_d2.data.checks``.
 """
 import os
 
