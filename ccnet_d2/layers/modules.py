@@ -2,7 +2,6 @@
 CrissCrossAttention applied R times) and RCCAHeadBlock (the CCNet head's context block around RCCA)."""
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from detectron2.config import configurable
 from detectron2.layers import CNNBlockBase, Conv2d, get_norm

@@ -7,7 +7,6 @@ goes through the written ``.pkl`` and ``DetectionCheckpointer``, as in training.
 random so that every normalisation is exercised.
 """
 import hashlib
-import os
 import pickle
 
 import pytest

@@ -1,7 +1,6 @@
 """``tools/visualize_attention.py`` on the toy CCNet config (random weights): it writes the three-panel
 PNG and grid maps that are one pixel's R=1 cross and its R=2 full-image reach."""
 import logging
-import os
 
 import cv2
 import numpy as np
