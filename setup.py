@@ -75,6 +75,34 @@ setup(
     description="CCNet criss-cross attention as a Detectron2 extension",
     packages=find_packages(exclude=("tests", "tests.*", "tools", "configs")),
     python_requires=">=3.10",
+    # detectron2 is required but cannot be named here: it is not on the package registry under its
+    # own name (dev/install.sh installs it, docs/INSTALL.md). Its own requirements are listed below, so
+    # that they are in place whichever copy of detectron2 is installed.
+    install_requires=[
+        "torch>=2.4",  # torch.library.register_fake / register_autograd (the compiled op's binding)
+        "torchvision",
+        # detectron2's requirements
+        "fvcore",
+        "iopath",
+        "yacs",
+        "omegaconf>=2.1,<2.4",  # the range detectron2 declares (its LazyConfig)
+        "hydra-core>=1.1",  # the range detectron2 declares
+        "pycocotools",
+        "termcolor",
+        "tabulate",
+        "cloudpickle",
+        "matplotlib",
+        "tensorboard",
+        "tqdm",
+        "numpy<2",  # detectron2's evaluators call np.array(..., copy=False), an error under numpy 2
+        "setuptools<81",  # detectron2's model zoo imports pkg_resources (gone in setuptools 82; tested up to 80)
+        # the project's own
+        "opencv-python-headless",
+        "cityscapesscripts",
+        "scipy",
+        "pillow",
+    ],
+    extras_require={"test": ["pytest", "pytest-timeout"]},
     ext_modules=ext_modules,
     cmdclass=cmdclass,
 )
