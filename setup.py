@@ -1,4 +1,4 @@
-"""Install ccnet_d2; compile the criss-cross op `ccnet_d2._C` (README, "The compiled operator").
+"""Install ccnet_d2; compile the criss-cross op `ccnet_d2._C` (docs/INSTALL.md, "The compiled operator").
 
 - A CUDA toolkit is found (CUDA_HOME, or nvcc on PATH) or FORCE_CUDA=1: CUDAExtension with the CPU
   and the CUDA kernels, for TORCH_CUDA_ARCH_LIST (default: Volta to Hopper, limited to what the
