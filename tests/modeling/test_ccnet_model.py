@@ -22,7 +22,8 @@ from ccnet_d2.modeling.test_time_augmentation import (
 from ccnet_d2.modeling.heads import CCNetHead
 from ccnet_d2.modeling.meta_arch import CCNetSegmentor
 
-from tests.common import SEMANTIC_CONFIG_FOLDERS, TOY_SEMANTIC_CONFIG as TOY_CONFIG, build_cfg, find_configs
+from ccnet_d2.engine import Trainer
+from tests.common import SEMANTIC_CONFIG_FOLDERS, TOY_SEMANTIC_CONFIG as TOY_CONFIG, build_cfg, config_path, find_configs
 
 SEMANTIC_CONFIGS = find_configs(SEMANTIC_CONFIG_FOLDERS)
 
@@ -194,3 +195,20 @@ def test_test_scales_without_test_time_augmentation_are_refused():
         _model(TOY_CONFIG, "TEST.SEM_SEG.SCALES", "[0.75, 1.0]")
     assert _model(TOY_CONFIG, "TEST.AUG.FLIP", "True").flip is False  # FLIP alone: TTA is off
     assert _model(TOY_CONFIG, "TEST.AUG.ENABLED", "True", "TEST.AUG.FLIP", "True").flip is True
+
+
+@pytest.mark.parametrize("path, decay", [
+    ("Cityscapes-SemanticSegmentation/ccnet_R_101_os8_r2_769x769_60k_bs8_cityscapes.yaml", 1e-4),
+    ("ADE20K-SemanticSegmentation/ccnet_R_101_os8_r2_512x512_160k_bs16_ade20k.yaml", 5e-4),
+])
+def test_recipes_decay_norm_parameters_like_their_sources(path, decay):
+    """The official code and mmsegmentation decay every parameter, norms included; Detectron2 exempts
+    norms unless SOLVER.WEIGHT_DECAY_NORM says otherwise."""
+    cfg = _cfg(config_path(path), "MODEL.RESNETS.DEPTH", "50", "MODEL.RESNETS.NORM", "BN",
+               "MODEL.SEM_SEG_HEAD.NORM", "BN")
+    model = build_model(cfg)
+    optimizer = Trainer.build_optimizer(cfg, model)
+    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    norm = model.backbone.res4[0].conv1.norm.weight
+    assert decay_of[id(norm)] == decay_of[id(model.backbone.res4[0].conv1.weight)] == decay
+    assert decay_of[id(model.sem_seg_head.rcca_block.rcca.attention.gamma)] == decay

@@ -1,10 +1,14 @@
 """Online hard example mining (OHEM) cross-entropy for semantic segmentation.
 
-The official CCNet code's OHEM (README: threshold 0.7, min-kept 100000): among the labelled pixels of
-the batch, keep those whose softmax probability of the true class is at most ``threshold``; when
-fewer than ``min_kept`` pixels qualify, raise the threshold to the ``min_kept``-th smallest
-probability, so at least ``min_kept`` pixels (all of them when there are fewer) are kept. The loss
-is the mean cross-entropy over the kept pixels. Everything runs on the logits' device with tensor
+The rule of the official CCNet code's OHEM (its README trains with threshold 0.7, min-kept 100000):
+among the labelled pixels of the batch, keep those whose softmax probability of the true class is at
+most ``threshold``; when fewer than ``min_kept`` pixels qualify, raise the threshold to the
+``min_kept``-th smallest probability, so at least ``min_kept`` pixels (all of them when there are
+fewer) are kept. The loss is the mean cross-entropy over the kept pixels.
+
+One difference, on purpose: the official code estimates the raised threshold on probabilities and
+labels zoomed to 1/8 with ``min_kept // 64`` (a CPU shortcut), then applies it at full resolution;
+this implementation finds the exact ``min_kept``-th smallest probability at full resolution. Everything runs on the logits' device with tensor
 operations only: no ``.item()``, no Python branch on tensor values, hence no host synchronisation.
 """
 import torch
