@@ -62,6 +62,12 @@ def _add_semantic_config(cfg):
     cfg.MODEL.SEM_SEG_HEAD.OHEM_THRESHOLD = 0.7
     # OHEM keeps at least this many lowest-probability pixels per batch (official README: 100000).
     cfg.MODEL.SEM_SEG_HEAD.OHEM_MIN_KEPT = 100000
+    # align_corners of the bilinear logit upsampling in training and inference (official code: True).
+    cfg.MODEL.SEM_SEG_HEAD.ALIGN_CORNERS = False
+    # Pad inputs to a multiple of the feature stride (False: any size runs as is, as the official code does).
+    cfg.MODEL.CCNET.PAD_TO_STRIDE = True
+    # Max-pool of the deep stem rounds its output size up (official code: True; Detectron2/mmseg: False).
+    cfg.MODEL.RESNETS.STEM_POOL_CEIL_MODE = False
 
     cfg.MODEL.CCNET.CONSISTENT_LOSS = CN()
     # Category-consistent loss of the TPAMI paper on a 1x1 projection of the RCCA features.

@@ -1,4 +1,5 @@
-"""Converters for published weights."""
+"""Converters for published weights: ImageNet ResNets (``convert``) and CCNet models (``ccnet``)."""
+from .ccnet import CCNET_FORMATS, INPLACE_ABN_EPS, compare_with_model, convert_ccnet_state_dict
 from .convert import (
     REQUIRED_CONFIG,
     SOURCE_FORMATS,

@@ -157,8 +157,8 @@ def test_flip_test_time_augmentation_reads_pairs_from_the_test_metadata():
     with torch.no_grad():
         result = model(image)[0]["sem_seg"]
         x = ((image[0]["image"] - model.pixel_mean) / model.pixel_std).unsqueeze(0)
-        plain = model.padded_logits(x)
-        mirrored = model.padded_logits(x.flip(-1)).flip(-1)[:, [0, 2, 1, 3]]
+        plain = model.network_logits(x)
+        mirrored = model.network_logits(x.flip(-1)).flip(-1)[:, [0, 2, 1, 3]]
     assert torch.allclose(result, ((plain + mirrored) / 2)[0], atol=1e-5)
     assert not torch.allclose(result, plain[0], atol=1e-3)
 
@@ -170,7 +170,7 @@ def test_multi_scale_inference_averages_scales_at_input_resolution(caplog):
         result = model(image)[0]["sem_seg"]
         x = ((image[0]["image"] - model.pixel_mean) / model.pixel_std).unsqueeze(0)
         expected = sum(torch.nn.functional.interpolate(
-            model.padded_logits(torch.nn.functional.interpolate(x, scale_factor=s, mode="bilinear")),
+            model.network_logits(torch.nn.functional.interpolate(x, scale_factor=s, mode="bilinear")),
             size=(41, 50), mode="bilinear") for s in (0.75, 1.0, 1.5)) / 3
     assert result.shape == (4, 41, 50)
     assert torch.allclose(result, expected[0], atol=1e-5)

@@ -120,3 +120,22 @@ def test_deep_stem_and_freezing():
 def test_invalid_configurations_are_named(overrides, message):
     with pytest.raises(ValueError, match=message):
         _build(_cfg(**overrides))
+
+
+def test_ceil_mode_stem_pool_gives_the_official_grid():
+    """The official network's stem max-pool rounds up: even sizes gain a row/column of cells (1024x2048 ->
+    129x257 at stride 8 there, 128x256 with the floor), odd sizes such as 769 agree (97)."""
+    floor = _build(_cfg(STEM_TYPE="deeplab", STEM_OUT_CHANNELS=16))
+    ceil = _build(_cfg(STEM_TYPE="deeplab", STEM_OUT_CHANNELS=16, STEM_POOL_CEIL_MODE=True))
+    ceil.load_state_dict(floor.state_dict())
+    with torch.no_grad():
+        for size, cells_floor, cells_ceil in (((64, 96), (8, 12), (9, 13)), ((65, 97), (9, 13), (9, 13))):
+            x = torch.randn(1, 3, *size)
+            assert floor(x)["res5"].shape[-2:] == cells_floor
+            assert ceil(x)["res5"].shape[-2:] == cells_ceil
+            pooled = torch.nn.functional.max_pool2d(
+                torch.relu(floor.stem.conv3(torch.relu(floor.stem.conv2(torch.relu(floor.stem.conv1(x)))))),
+                kernel_size=3, stride=2, padding=1, ceil_mode=True)
+            torch.testing.assert_close(ceil.stem(x), pooled)
+    with pytest.raises(ValueError, match="STEM_POOL_CEIL_MODE needs STEM_TYPE 'deeplab'"):
+        _build(_cfg(STEM_POOL_CEIL_MODE=True))

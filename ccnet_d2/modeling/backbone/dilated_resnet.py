@@ -7,12 +7,14 @@ weights were trained with. ``detectron2.projects.deeplab``'s ``build_resnet_deep
 exactly this from ``MODEL.RESNETS.{STEM_TYPE, RES4_DILATION, RES5_DILATION, RES5_MULTI_GRID}``; it
 reports a wrong value with a bare assertion or a KeyError, so the values are checked here first.
 """
+from torch.nn import functional as F
+
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.resnet import ResNet
-from detectron2.projects.deeplab.resnet import build_resnet_deeplab_backbone
+from detectron2.projects.deeplab.resnet import DeepLabStem, build_resnet_deeplab_backbone
 
-__all__ = ["build_dilated_resnet_backbone", "check_dilated_resnet_config"]
+__all__ = ["build_dilated_resnet_backbone", "check_dilated_resnet_config", "DeepLabStemCeilPool"]
 
 STEM_TYPES = ("basic", "deeplab")
 DEPTHS = (50, 101, 152)  # the bottleneck ResNets DeepLab's builder knows
@@ -38,9 +40,23 @@ def check_dilated_resnet_config(cfg) -> None:
     if len(multi_grid) != RES5_BLOCKS or any(not isinstance(g, int) or g < 1 for g in multi_grid):
         raise ValueError(f"MODEL.RESNETS.RES5_MULTI_GRID needs one positive integer per res5 block "
                          f"({RES5_BLOCKS}), got {multi_grid}")
+    if res.STEM_POOL_CEIL_MODE and res.STEM_TYPE != "deeplab":
+        raise ValueError("MODEL.RESNETS.STEM_POOL_CEIL_MODE needs STEM_TYPE 'deeplab' (the official CCNet stem), "
+                         f"got {res.STEM_TYPE!r}")
     if any(res.DEFORM_ON_PER_STAGE):
         raise ValueError("MODEL.RESNETS.DEFORM_ON_PER_STAGE must be all False: deformable convolutions need "
                          f"detectron2's compiled ops, which ccnet_d2 does not use; got {list(res.DEFORM_ON_PER_STAGE)}")
+
+
+class DeepLabStemCeilPool(DeepLabStem):
+    """DeepLab's deep stem with the max-pool rounding its output size up (``ceil_mode=True``), as in
+    the official CCNet network: a 1024x2048 image then gives a 129x257 stride-8 map (128x256 with
+    Detectron2's floor). Same parameters and weight names as ``DeepLabStem``."""
+
+    def forward(self, x):
+        for conv in (self.conv1, self.conv2, self.conv3):
+            x = F.relu_(conv(x))
+        return F.max_pool2d(x, kernel_size=3, stride=2, padding=1, ceil_mode=True)
 
 
 @BACKBONE_REGISTRY.register()
@@ -52,6 +68,11 @@ def build_dilated_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
     STEM_OUT_CHANNELS/2, STEM_OUT_CHANNELS/2, STEM_OUT_CHANNELS), RES4_DILATION, RES5_DILATION,
     RES5_MULTI_GRID (per-block factors on RES5_DILATION), STRIDE_IN_1X1, NORM, OUT_FEATURES} and
     MODEL.BACKBONE.FREEZE_AT. OS8 = RES4_DILATION 2 + RES5_DILATION 4; OS16 = 1 + 2.
+    STEM_POOL_CEIL_MODE turns the built stem into a ``DeepLabStemCeilPool`` (a subclass that only
+    changes ``forward``, so weights, freezing and names stay those DeepLab's builder made).
     """
     check_dilated_resnet_config(cfg)
-    return build_resnet_deeplab_backbone(cfg, input_shape)
+    resnet = build_resnet_deeplab_backbone(cfg, input_shape)
+    if cfg.MODEL.RESNETS.STEM_POOL_CEIL_MODE:
+        resnet.stem.__class__ = DeepLabStemCeilPool
+    return resnet

@@ -42,8 +42,8 @@ class CCNetHead(nn.Module):
     Training adds the auxiliary head's loss (``loss_sem_seg_aux``, weight 0.4 in the official code)
     and, when enabled, the category-consistent loss on a 1x1 projection of the RCCA context features
     (``loss_ccl_var``, ``loss_ccl_dis``, ``loss_ccl_reg``). Logits are upsampled bilinearly to the
-    targets' size in training and by the feature stride at inference (the input is padded to a
-    multiple of it), following Detectron2's head contract: ``forward(features, targets)`` returns
+    targets' size in training and by the feature stride at inference, following Detectron2's head
+    contract: ``forward(features, targets)`` returns
     ``(None, losses)`` in training and ``(logits, {})`` at inference.
     """
 
@@ -54,7 +54,8 @@ class CCNetHead(nn.Module):
                  ohem_threshold: float = 0.7, ohem_min_kept: int = 100000,
                  aux_in_feature: Optional[str] = "res4", aux_loss_weight: float = 0.4,
                  aux_channels: int = 512, norm: str = "BN", activation: str = "relu", aux_dropout: float = 0.1,
-                 consistent_loss: Optional[CategoryConsistentLoss] = None, consistent_dim: int = 16):
+                 consistent_loss: Optional[CategoryConsistentLoss] = None, consistent_dim: int = 16,
+                 align_corners: bool = False):
         """
         Args:
             input_shape: shapes of the backbone features.
@@ -66,6 +67,8 @@ class CCNetHead(nn.Module):
                 ``aux_loss_weight`` is 0 or ``aux_in_feature`` is None.
             consistent_loss: the category-consistent loss, or None to leave it out.
             consistent_dim: channels of the 1x1 projection the consistent loss sees.
+            align_corners: of the bilinear upsampling of the logits, in training and inference
+                (the official code and mmsegmentation's 769x769 models use True).
         """
         super().__init__()
         if in_feature not in input_shape:
@@ -78,6 +81,7 @@ class CCNetHead(nn.Module):
         self.in_feature = in_feature
         self.common_stride = input_shape[in_feature].stride
         self.ignore_value = ignore_value
+        self.align_corners = align_corners
         self.loss_weight = loss_weight
         self.rcca_block = rcca_block
         self.predictor = _classifier(rcca_block.out_channels, num_classes)
@@ -136,6 +140,7 @@ class CCNetHead(nn.Module):
             "aux_dropout": cfg.MODEL.CCNET.DROPOUT,
             "consistent_loss": consistent_loss,
             "consistent_dim": ccl.DIM,
+            "align_corners": head.ALIGN_CORNERS,
         }
 
     def layers(self, features: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -147,9 +152,8 @@ class CCNetHead(nn.Module):
             if targets is None:
                 raise ValueError("CCNetHead: training needs targets (the images' 'sem_seg' ground truth)")
             return None, self.losses(features, targets)
-        logits = F.interpolate(self.layers(features), scale_factor=self.common_stride, mode="bilinear",
-                               align_corners=False)
-        return logits, {}
+        logits = self.layers(features)
+        return self.upsample(logits, [size * self.common_stride for size in logits.shape[-2:]]), {}
 
     def losses(self, features: Dict[str, torch.Tensor], targets: torch.Tensor) -> Dict[str, torch.Tensor]:
         """All training losses for ``targets`` [N, H, W] (ignore_value marks unlabelled pixels)."""
@@ -166,6 +170,9 @@ class CCNetHead(nn.Module):
             losses.update(self.consistent_loss(embedding, labels.squeeze(1).long()))
         return losses
 
-    @staticmethod
-    def _upsample(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(logits.float(), size=targets.shape[-2:], mode="bilinear", align_corners=False)
+    def upsample(self, logits: torch.Tensor, size) -> torch.Tensor:
+        """Bilinear upsampling of logits to ``size`` (h, w), with the head's ``align_corners``."""
+        return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=self.align_corners)
+
+    def _upsample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.upsample(logits.float(), targets.shape[-2:])

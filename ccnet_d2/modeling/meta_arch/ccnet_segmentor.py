@@ -27,22 +27,26 @@ class CCNetSegmentor(SemanticSegmentor):
     whole image or sliding window (``TEST.SEM_SEG.MODE``); with ``TEST.AUG.ENABLED``, at the scales
     ``TEST.SEM_SEG.SCALES`` and, when ``TEST.AUG.FLIP``, on the mirrored image too.
 
-    Images are padded to a multiple of the head's feature stride (8 for the dilated ResNet), in
-    training and inference alike, so that upsampled logits line up with the pixels. At inference
-    each image is processed on its own, so no image sees another's padding. ``inference_mode``
-    describes the mode in words; it is logged when evaluation starts.
+    With ``pad_to_stride`` (the default), images are padded to a multiple of the feature stride (8 for
+    the dilated ResNet), in training and inference alike, so that every feature cell covers whole
+    pixels and the logits are upsampled by an integer factor. Without it, any size runs as it is and
+    the logits are resized to the input, as the official CCNet network and mmsegmentation do; with
+    RCCA attending across the whole map, the two give different outputs for the same weights. At
+    inference each image is processed on its own, so no image sees another's padding.
+    ``inference_mode`` describes the mode in words; it is logged when evaluation starts.
     """
 
     @configurable
     def __init__(self, *, mode: str = "whole", crop_size: Tuple[int, int] = (769, 769),
                  stride: Tuple[int, int] = (513, 513), scales: Sequence[float] = (1.0,), flip: bool = False,
-                 flip_pairs: Sequence[Tuple[int, int]] = (), **kwargs):
+                 flip_pairs: Sequence[Tuple[int, int]] = (), pad_to_stride: bool = True, **kwargs):
         """
         Args:
             mode: "whole" or "slide".
             crop_size, stride: sliding-window crop and stride (h, w), used when mode is "slide".
             scales, flip: test scales and flip test-time augmentation (averaged logits).
             flip_pairs: (left, right) class pairs swapped back after a flip (human parsing).
+            pad_to_stride: pad inputs to a multiple of the feature stride (see the class docstring).
             kwargs: SemanticSegmentor's arguments (backbone, sem_seg_head, pixel_mean, pixel_std).
         """
         super().__init__(**kwargs)
@@ -58,7 +62,8 @@ class CCNetSegmentor(SemanticSegmentor):
         self.scales, self.flip = tuple(scales), flip
         self.flip_pairs = tuple(tuple(pair) for pair in flip_pairs)
         strides = [shape.stride for shape in self.backbone.output_shape().values()]
-        self.size_divisibility = max([self.backbone.size_divisibility] + strides)
+        self.pad_to_stride = pad_to_stride
+        self.size_divisibility = max([self.backbone.size_divisibility] + strides) if pad_to_stride else 1
         self._mode_logged = False
 
     @classmethod
@@ -79,6 +84,7 @@ class CCNetSegmentor(SemanticSegmentor):
             "scales": tuple(test.SCALES),
             "flip": augment and cfg.TEST.AUG.FLIP,
             "flip_pairs": flip_pairs,
+            "pad_to_stride": cfg.MODEL.CCNET.PAD_TO_STRIDE,
         }
 
     @property
@@ -117,16 +123,16 @@ class CCNetSegmentor(SemanticSegmentor):
 
     def inference_logits(self, images: torch.Tensor) -> torch.Tensor:
         """Logits [N, K, H, W] of normalised images [N, C, H, W] in the configured inference mode."""
-        base = self.padded_logits
+        base = self.network_logits
         if self.mode == "slide":
-            base = functools.partial(sliding_window_logits, logits_fn=self.padded_logits,
+            base = functools.partial(sliding_window_logits, logits_fn=self.network_logits,
                                      crop_size=self.crop_size, stride=self.stride)
         return multi_scale_logits(images, base, self.scales, self.flip, self.flip_pairs)
 
-    def padded_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """One network pass: pad to the size divisibility, run backbone and head, crop the padding off."""
+    def network_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """One network pass: pad to the size divisibility (1 without ``pad_to_stride``), run backbone and
+        head, upsample the logits to the padded size and crop the padding off."""
         height, width = images.shape[-2:]
-        pad_h = -height % self.size_divisibility
-        pad_w = -width % self.size_divisibility
-        logits, _ = self.sem_seg_head(self.backbone(F.pad(images, (0, pad_w, 0, pad_h))), None)
-        return logits[:, :, :height, :width]
+        padded = F.pad(images, (0, -width % self.size_divisibility, 0, -height % self.size_divisibility))
+        logits = self.sem_seg_head.layers(self.backbone(padded))
+        return self.sem_seg_head.upsample(logits, padded.shape[-2:])[:, :, :height, :width]

@@ -1,0 +1,109 @@
+"""Converter of published CCNet segmentation checkpoints to the parameter names of ccnet_d2's
+``CCNetSegmentor`` (``backbone.*``, ``sem_seg_head.*``).
+
+``"official"``: the Cityscapes models of the authors' repository (speedinghzl/CCNet, the 2018 code the
+released files come from): a deep-stem ResNet (``conv1..3``/``bn1..3``, ``layer1..4``, the MIT CSAIL
+layout), the RCCA head ``head.{conva, cca, convb, bottleneck}`` whose classifier is
+``head.bottleneck.3`` (after InPlace-ABN and Dropout2d), and the auxiliary head ``dsn`` on layer3. Two
+steps are more than a renaming:
+
+- every norm is an InPlace-ABN, which scales by ``|w| + eps`` (its eps, 1e-5, is also the variance
+  eps), in training and evaluation alike: the converted BN weight is ``|w| + eps``;
+- ``dsn.0`` has a bias before its norm: ``BN(conv(x) + b)`` is ``BN(conv(x))`` with running mean
+  ``mean - b``, so the bias is folded into the running mean.
+
+The files hold no BN ``num_batches_tracked``; zeros are written, so the model's state dict is complete.
+R is not stored in them: the config gives it (``MODEL.CCNET.RECURRENCE``). The config that reproduces
+the official network is ``configs/Cityscapes-SemanticSegmentation/ccnet_R_101_official_r{1,2}_*``.
+"""
+from typing import Dict, Mapping
+
+import torch
+
+from .convert import ConversionResult, _module_name
+
+__all__ = ["CCNET_FORMATS", "INPLACE_ABN_EPS", "convert_ccnet_state_dict", "compare_with_model"]
+
+CCNET_FORMATS = ("official",)
+INPLACE_ABN_EPS = 1e-5
+
+_HEAD = "sem_seg_head."
+_BLOCK = _HEAD + "rcca_block."
+# Official head modules -> ccnet_d2 modules.
+_OFFICIAL_HEAD_MODULES = {
+    "head.conva.0": _BLOCK + "reduce", "head.conva.1": _BLOCK + "reduce.norm",
+    "head.cca.query_conv": _BLOCK + "rcca.attention.query_conv",
+    "head.cca.key_conv": _BLOCK + "rcca.attention.key_conv",
+    "head.cca.value_conv": _BLOCK + "rcca.attention.value_conv",
+    "head.convb.0": _BLOCK + "post", "head.convb.1": _BLOCK + "post.norm",
+    "head.bottleneck.0": _BLOCK + "bottleneck", "head.bottleneck.1": _BLOCK + "bottleneck.norm",
+    "head.bottleneck.3": _HEAD + "predictor",
+    "dsn.0": _HEAD + "aux_head.0", "dsn.1": _HEAD + "aux_head.0.norm", "dsn.3": _HEAD + "aux_head.2",
+}
+_OFFICIAL_PARAMS = {"head.cca.gamma": _BLOCK + "rcca.attention.gamma"}
+_PARAMS = ("weight", "bias", "running_mean", "running_var")
+# Conv biases that precede a norm: source bias -> the norm whose running mean absorbs it.
+_FOLDED_BIASES = {"dsn.0.bias": "dsn.1"}
+
+
+def _official_target(key: str) -> str:
+    """ccnet_d2 name of an official key, or '' when no rule covers it."""
+    if key in _OFFICIAL_PARAMS:
+        return _OFFICIAL_PARAMS[key]
+    module, _, param = key.rpartition(".")
+    if module in _OFFICIAL_HEAD_MODULES:
+        return f"{_OFFICIAL_HEAD_MODULES[module]}.{param}"
+    if param in _PARAMS:
+        backbone = _module_name(module, "mit")
+        if backbone:
+            return f"backbone.{backbone}.{param}"
+    return ""
+
+
+def convert_ccnet_state_dict(state_dict: Mapping[str, torch.Tensor], source_format: str) -> ConversionResult:
+    """Rename (and, for InPlace-ABN and folded biases, transform) a published CCNet state dict.
+
+    Keys that no rule covers are listed in ``unmapped`` and left out; the caller decides whether that
+    is an error (``tools/convert_ccnet_checkpoint.py`` makes it one unless told otherwise).
+    """
+    if source_format not in CCNET_FORMATS:
+        raise ValueError(f"source_format must be one of {CCNET_FORMATS}, got {source_format!r}")
+    if "head.cca.gamma" not in state_dict:
+        raise ValueError("no 'head.cca.gamma' in the state dict: not a checkpoint of the official CCNet "
+                         f"(first keys: {list(state_dict)[:5]})")
+    result = ConversionResult()
+    norms: Dict[str, str] = {}  # source norm module -> target norm module
+    for key, value in state_dict.items():
+        if key in _FOLDED_BIASES:
+            result.dropped.append(key)
+            continue
+        target = _official_target(key)
+        if not target:
+            result.unmapped.append(key)
+            continue
+        module, _, param = target.rpartition(".")
+        if module.endswith(".norm"):
+            norms[key.rpartition(".")[0]] = module
+            if param == "weight":
+                value = value.abs() + INPLACE_ABN_EPS
+        result.renamed[key] = target
+        result.model[target] = value.detach()
+    for bias_key, norm in _FOLDED_BIASES.items():
+        if bias_key in state_dict and norm in norms:
+            mean_key = f"{norms[norm]}.running_mean"
+            result.model[mean_key] = result.model[mean_key] - state_dict[bias_key].detach()
+    for module in norms.values():
+        weight = result.model[f"{module}.weight"]
+        result.model[f"{module}.num_batches_tracked"] = torch.zeros((), dtype=torch.long, device=weight.device)
+    return result
+
+
+
+def compare_with_model(converted: Mapping[str, torch.Tensor], model_state: Mapping[str, torch.Tensor]):
+    """(missing, unexpected, mismatched): model keys the conversion left unset, converted keys the model
+    lacks, and keys whose shapes differ (``"key: converted shape vs model shape"``)."""
+    missing = sorted(set(model_state) - set(converted))
+    unexpected = sorted(set(converted) - set(model_state))
+    mismatched = [f"{k}: {tuple(converted[k].shape)} vs {tuple(model_state[k].shape)}"
+                  for k in sorted(set(converted) & set(model_state)) if converted[k].shape != model_state[k].shape]
+    return missing, unexpected, mismatched
