@@ -68,6 +68,8 @@ def _add_semantic_config(cfg):
     cfg.MODEL.CCNET.PAD_TO_STRIDE = True
     # Max-pool of the deep stem rounds its output size up (official code: True; Detectron2/mmseg: False).
     cfg.MODEL.RESNETS.STEM_POOL_CEIL_MODE = False
+    # First block of a dilated res4/res5 uses half the stage's dilation (mmsegmentation: True; official: False).
+    cfg.MODEL.RESNETS.CONTRACT_DILATION = False
 
     cfg.MODEL.CCNET.CONSISTENT_LOSS = CN()
     # Category-consistent loss of the TPAMI paper on a 1x1 projection of the RCCA features.

@@ -139,3 +139,12 @@ def test_ceil_mode_stem_pool_gives_the_official_grid():
             torch.testing.assert_close(ceil.stem(x), pooled)
     with pytest.raises(ValueError, match="STEM_POOL_CEIL_MODE needs STEM_TYPE 'deeplab'"):
         _build(_cfg(STEM_POOL_CEIL_MODE=True))
+
+
+def test_contract_dilation_halves_the_first_dilated_block_only():
+    model = _build(_cfg(CONTRACT_DILATION=True, RES5_MULTI_GRID=[1, 1, 1]))
+    assert [b.conv2.dilation for b in model.res4] == [(1, 1)] + [(2, 2)] * 5
+    assert [b.conv2.dilation for b in model.res5] == [(2, 2), (4, 4), (4, 4)]
+    assert all(b.conv2.padding == b.conv2.dilation for b in list(model.res4) + list(model.res5))
+    assert [b.conv2.dilation for b in model.res3] == [(1, 1)] * 4
+    assert model(torch.randn(1, 3, 67, 45))["res5"].shape[-2:] == (9, 6)

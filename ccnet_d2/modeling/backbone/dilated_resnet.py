@@ -14,7 +14,7 @@ from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone.resnet import ResNet
 from detectron2.projects.deeplab.resnet import DeepLabStem, build_resnet_deeplab_backbone
 
-__all__ = ["build_dilated_resnet_backbone", "check_dilated_resnet_config", "DeepLabStemCeilPool"]
+__all__ = ["build_dilated_resnet_backbone", "check_dilated_resnet_config", "contract_dilation", "DeepLabStemCeilPool"]
 
 STEM_TYPES = ("basic", "deeplab")
 DEPTHS = (50, 101, 152)  # the bottleneck ResNets DeepLab's builder knows
@@ -69,10 +69,23 @@ def build_dilated_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
     RES5_MULTI_GRID (per-block factors on RES5_DILATION), STRIDE_IN_1X1, NORM, OUT_FEATURES} and
     MODEL.BACKBONE.FREEZE_AT. OS8 = RES4_DILATION 2 + RES5_DILATION 4; OS16 = 1 + 2.
     STEM_POOL_CEIL_MODE turns the built stem into a ``DeepLabStemCeilPool`` (a subclass that only
-    changes ``forward``, so weights, freezing and names stay those DeepLab's builder made).
+    changes ``forward``, so weights, freezing and names stay those DeepLab's builder made);
+    CONTRACT_DILATION applies :func:`contract_dilation`.
     """
     check_dilated_resnet_config(cfg)
     resnet = build_resnet_deeplab_backbone(cfg, input_shape)
     if cfg.MODEL.RESNETS.STEM_POOL_CEIL_MODE:
         resnet.stem.__class__ = DeepLabStemCeilPool
+    if cfg.MODEL.RESNETS.CONTRACT_DILATION:
+        contract_dilation(resnet)
     return resnet
+
+
+def contract_dilation(resnet: ResNet) -> None:
+    """Halve the dilation (and padding) of the 3x3 conv in the first block of every dilated stage, as
+    mmsegmentation's ``contract_dilation`` does: res4.0 then uses 1 instead of 2 and res5.0 2 instead
+    of 4 at output stride 8. Strides and output sizes do not change."""
+    for stage in resnet.stages:
+        conv = stage[0].conv2
+        if conv.dilation[0] > 1:
+            conv.dilation = conv.padding = (conv.dilation[0] // 2, conv.dilation[1] // 2)

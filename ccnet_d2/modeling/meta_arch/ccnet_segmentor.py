@@ -9,7 +9,6 @@ from torch.nn import functional as F
 from detectron2.config import configurable
 from detectron2.data import MetadataCatalog
 from detectron2.modeling import META_ARCH_REGISTRY, SemanticSegmentor
-from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
 
 from ..test_time_augmentation import multi_scale_logits, sliding_window_logits
@@ -118,7 +117,9 @@ class CCNetSegmentor(SemanticSegmentor):
             logits = self.inference_logits(image.unsqueeze(0))[0]
             size = image.shape[-2:]
             height, width = inputs.get("height", size[0]), inputs.get("width", size[1])
-            results.append({"sem_seg": sem_seg_postprocess(logits, size, height, width)})
+            if (height, width) != tuple(size):  # back to the original image, with the head's align_corners
+                logits = self.sem_seg_head.upsample(logits.unsqueeze(0), (height, width))[0]
+            results.append({"sem_seg": logits})
         return results
 
     def inference_logits(self, images: torch.Tensor) -> torch.Tensor:
