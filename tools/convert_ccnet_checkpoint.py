@@ -4,6 +4,10 @@
     python tools/convert_ccnet_checkpoint.py --format official --input ccnet_r2.pth \
         --config-file configs/Cityscapes-SemanticSegmentation/ccnet_R_101_official_r2_769x769_cityscapes.yaml \
         --output ccnet_R_101_official_r2.pth
+    python tools/convert_ccnet_checkpoint.py --format mmseg \
+        --input ccnet_r101-d8_769x769_80k_cityscapes_20200618_011502-ad3cd481.pth \
+        --config-file configs/Cityscapes-SemanticSegmentation/ccnet_R_101_mmseg_769x769_cityscapes.yaml \
+        --output ccnet_R_101_mmseg_769x769_80k.pth
 
 The config's model is built (on CPU) and the converted tensors must set every one of its parameters
 and buffers with the right shapes: any source key no rule covers, any model key left unset and any
@@ -34,7 +38,8 @@ def sha256(path: str) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--format", required=True, choices=CCNET_FORMATS,
-                        help="official: the authors' Cityscapes models (speedinghzl/CCNet)")
+                        help="official: the authors' Cityscapes models (speedinghzl/CCNet); mmseg: "
+                             "mmsegmentation's CCNet model zoo")
     parser.add_argument("--input", required=True, help="the published .pth")
     parser.add_argument("--config-file", required=True, help="the ccnet_d2 config the weights are for")
     parser.add_argument("--output", required=True, help="the ccnet_d2 checkpoint to write (.pth)")
@@ -63,7 +68,8 @@ def main(argv=None) -> int:
     torch.save({"model": result.model, "__author__": author}, args.output)
     print(f"input  sha256 {sha256(args.input)}")
     print(f"wrote {args.output}  sha256 {sha256(args.output)}")
-    print(f"evaluate: python tools/train_net.py --eval-only --config-file {args.config_file} MODEL.WEIGHTS {args.output}")
+    print(f"evaluate: python tools/train_net.py --eval-only --config-file {args.config_file} "
+          f"MODEL.WEIGHTS {args.output}")
     return 0
 
 

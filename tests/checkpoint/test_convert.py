@@ -175,7 +175,8 @@ def test_torchvision_checkpoint_loads_into_the_rcca_fpn_backbone(tmp_path):
     """The COCO RCCA config's backbone: the same file lands under ``bottom_up.`` in the FPN, and the
     RCCA block's names match nothing in it."""
     result = _convert_and_save(_torchvision_resnet50(), "torchvision", tmp_path / "weights.pkl")
-    cfg = build_cfg(config_path("COCO-InstanceSegmentation/mask_rcnn_rcca_R_50_FPN_1x_coco.yaml"), "MODEL.DEVICE", "cpu")
+    cfg = build_cfg(config_path("COCO-InstanceSegmentation/mask_rcnn_rcca_R_50_FPN_1x_coco.yaml"),
+                    "MODEL.DEVICE", "cpu")
     for key, value in REQUIRED_CONFIG["torchvision"].items():
         if key.startswith("MODEL.RESNETS."):
             setattr(cfg.MODEL.RESNETS, key.rsplit(".", 1)[1], value)
