@@ -6,6 +6,8 @@ The references (``official_ccnet.OfficialCCNet``, ``mmseg_ccnet.MMSegCCNet``) ar
 published architectures; random weights (norm weights of both signs, gamma != 0, random running
 statistics) stand in for the released files, which cannot be downloaded here.
 """
+import os
+
 import pytest
 import torch
 
@@ -13,7 +15,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
 from ccnet_d2.checkpoint import INPLACE_ABN_EPS, compare_with_model, convert_ccnet_state_dict
-from tests.common import build_cfg, config_path, load_tool
+from tests.common import SEMANTIC_CONFIG_FOLDERS, build_cfg, config_path, find_configs, load_tool
 
 from .mmseg_ccnet import MMSegCCNet
 from .official_ccnet import OfficialCCNet
@@ -187,3 +189,27 @@ def test_tool_writes_a_checkpoint_and_refuses_a_wrong_config(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "converted key the model lacks: backbone.res4.6.conv1.weight" in err
     assert not (tmp_path / "wrong.pth").exists()
+
+
+PUBLISHED_CONFIGS = [p for p in find_configs(SEMANTIC_CONFIG_FOLDERS) if "_official_" in p or "_mmseg_" in p]
+
+
+@pytest.mark.parametrize("path", PUBLISHED_CONFIGS, ids=os.path.basename)
+def test_every_published_family_config_takes_its_checkpoint_layout(path):
+    """Each config's model takes, key for key and shape for shape, the layout of the checkpoints it is for
+    (the family and depth its name says, its dataset's class count), and sets the family's architecture."""
+    family = "official" if "_official_" in path else "mmseg"
+    depth = 101 if "_R_101_" in path else 50
+    cfg = build_cfg(path, "MODEL.DEVICE", "cpu")
+    num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
+    with torch.device("meta"):
+        reference = OfficialCCNet(depth, num_classes) if family == "official" else MMSegCCNet(depth, num_classes)
+    converted = convert_ccnet_state_dict(reference.state_dict(), family).model
+    assert compare_with_model(converted, build_model(cfg).state_dict()) == ([], [], [])
+    official = family == "official"
+    assert cfg.MODEL.RESNETS.STEM_POOL_CEIL_MODE == official and cfg.MODEL.RESNETS.CONTRACT_DILATION != official
+    assert cfg.MODEL.CCNET.ACTIVATION == ("leaky_relu" if official else "relu")
+    assert cfg.MODEL.CCNET.PAD_TO_STRIDE is False
+    assert cfg.MODEL.SEM_SEG_HEAD.ALIGN_CORNERS == (official or "769x769" in path)
+    assert (cfg.INPUT.FORMAT, list(cfg.MODEL.PIXEL_STD)) == (("BGR", [1.0] * 3) if official else
+                                                              ("RGB", [58.395, 57.12, 57.375]))
