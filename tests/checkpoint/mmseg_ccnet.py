@@ -15,7 +15,8 @@ from torch.nn import functional as F
 
 from tests.layers.reference import loop_criss_cross
 
-BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
+from .official_ccnet import BLOCKS, Bottleneck
+from .official_ccnet import CrissCrossAttention as OfficialCrissCrossAttention
 
 
 class ConvModule(nn.Module):
@@ -30,34 +31,18 @@ class ConvModule(nn.Module):
         return F.relu(self.bn(self.conv(x)))
 
 
-class Bottleneck(nn.Module):
-    def __init__(self, cin, planes, stride, dilation, downsample=None):
-        super().__init__()
-        self.conv1, self.bn1 = nn.Conv2d(cin, planes, 1, bias=False), nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3, self.bn3 = nn.Conv2d(planes, planes * 4, 1, bias=False), nn.BatchNorm2d(planes * 4)
-        self.downsample = downsample
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
-
-
 class Scale(nn.Module):
     def __init__(self):
         super().__init__()
         self.scale = nn.Parameter(torch.tensor(0.0))
 
 
-class CrissCrossAttention(nn.Module):
+class CrissCrossAttention(OfficialCrissCrossAttention):
+    """mmcv's module: the same convs, gamma held by a ``Scale`` (0-dim ``gamma.scale``)."""
+
     def __init__(self, channels):
-        super().__init__()
-        self.query_conv = nn.Conv2d(channels, channels // 8, 1)
-        self.key_conv = nn.Conv2d(channels, channels // 8, 1)
-        self.value_conv = nn.Conv2d(channels, channels, 1)
+        super().__init__(channels)
+        del self.gamma  # a parameter there; a module here
         self.gamma = Scale()
 
     def forward(self, x):
@@ -79,8 +64,8 @@ class ResNetV1c(nn.Module):
             downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride=stride, bias=False),
                                        nn.BatchNorm2d(planes * 4))
             first_dilation = dilation // 2 if dilation > 1 else 1  # contract_dilation
-            layer = [Bottleneck(cin, planes, stride, first_dilation, downsample)]
-            layer += [Bottleneck(planes * 4, planes, 1, dilation) for _ in range(blocks - 1)]
+            layer = [Bottleneck(cin, planes, stride, first_dilation, downsample, norm=nn.BatchNorm2d)]
+            layer += [Bottleneck(planes * 4, planes, 1, dilation, norm=nn.BatchNorm2d) for _ in range(blocks - 1)]
             setattr(self, f"layer{index + 1}", nn.Sequential(*layer))
             cin = planes * 4
 

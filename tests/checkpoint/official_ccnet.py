@@ -44,14 +44,17 @@ def conv3x3(cin, cout, stride=1, dilation=1, bias=False):
 
 
 class Bottleneck(nn.Module):
-    def __init__(self, cin, planes, stride=1, dilation=1, downsample=None):
+    """The torchvision-style bottleneck both references share (stride in the 3x3 conv); ``norm`` is
+    the norm class (InPlace-ABN here, BatchNorm in mmsegmentation)."""
+
+    def __init__(self, cin, planes, stride=1, dilation=1, downsample=None, norm=InPlaceABN):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.bn1 = InPlaceABN(planes)
+        self.bn1 = norm(planes)
         self.conv2 = conv3x3(planes, planes, stride, dilation)
-        self.bn2 = InPlaceABN(planes)
+        self.bn2 = norm(planes)
         self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = InPlaceABN(planes * 4)
+        self.bn3 = norm(planes * 4)
         self.downsample = downsample
 
     def forward(self, x):
