@@ -41,16 +41,15 @@ class CCNetHead(nn.Module):
 
     Training adds the auxiliary head's loss (``loss_sem_seg_aux``, weight 0.4 in the official code)
     and, when enabled, the category-consistent loss on a 1x1 projection of the RCCA context features
-    (``loss_ccl_var``, ``loss_ccl_dis``, ``loss_ccl_reg``). Logits are upsampled bilinearly to the
-    targets' size in training and by the feature stride at inference, following Detectron2's head
-    contract: ``forward(features, targets)`` returns
-    ``(None, losses)`` in training and ``(logits, {})`` at inference.
+    (``loss_ccl_var``, ``loss_ccl_dis``, ``loss_ccl_reg``). Logits are upsampled bilinearly (with
+    ``align_corners``) to the targets' size in training and by the feature stride at inference,
+    following Detectron2's head contract: ``forward(features, targets)`` returns ``(None, losses)`` in
+    training and ``(logits, {})`` at inference.
     """
 
     @configurable
     def __init__(self, input_shape: Dict[str, ShapeSpec], *, in_feature: str, rcca_block: RCCAHeadBlock,
-                 num_classes: int,
-                 ignore_value: int = 255, loss_weight: float = 1.0, loss_type: str = "cross_entropy",
+                 num_classes: int, ignore_value: int = 255, loss_weight: float = 1.0, loss_type: str = "cross_entropy",
                  ohem_threshold: float = 0.7, ohem_min_kept: int = 100000,
                  aux_in_feature: Optional[str] = "res4", aux_loss_weight: float = 0.4,
                  aux_channels: int = 512, norm: str = "BN", activation: str = "relu", aux_dropout: float = 0.1,
@@ -158,10 +157,11 @@ class CCNetHead(nn.Module):
     def losses(self, features: Dict[str, torch.Tensor], targets: torch.Tensor) -> Dict[str, torch.Tensor]:
         """All training losses for ``targets`` [N, H, W] (ignore_value marks unlabelled pixels)."""
         fused, context = self.rcca_block.forward_with_context(features[self.in_feature])
-        losses = {"loss_sem_seg": self.loss_weight * self.main_loss(self._upsample(self.predictor(fused), targets),
-                                                                     targets)}
+        size = targets.shape[-2:]
+        logits = self.upsample(self.predictor(fused).float(), size)
+        losses = {"loss_sem_seg": self.loss_weight * self.main_loss(logits, targets)}
         if self.aux_in_feature is not None:
-            aux_logits = self._upsample(self.aux_head(features[self.aux_in_feature]), targets)
+            aux_logits = self.upsample(self.aux_head(features[self.aux_in_feature]).float(), size)
             losses["loss_sem_seg_aux"] = self.aux_loss_weight * F.cross_entropy(
                 aux_logits, targets, ignore_index=self.ignore_value)
         if self.consistent_loss is not None:
@@ -173,6 +173,3 @@ class CCNetHead(nn.Module):
     def upsample(self, logits: torch.Tensor, size) -> torch.Tensor:
         """Bilinear upsampling of logits to ``size`` (h, w), with the head's ``align_corners``."""
         return F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=self.align_corners)
-
-    def _upsample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return self.upsample(logits.float(), targets.shape[-2:])
