@@ -7,6 +7,7 @@ write Detectron2 Visualizer drawings.
 """
 import argparse
 import os
+import sys
 
 import cv2
 import tqdm
@@ -56,14 +57,19 @@ def run_video(predictor, cfg, path, output):
 
 
 def run_images(predictor, cfg, paths, output):
+    """Draw the predictions of every readable image; returns (written files, {unreadable path: why})."""
     os.makedirs(output, exist_ok=True)
-    written = []
+    written, unreadable = [], {}
     for path in tqdm.tqdm(paths, desc="images"):
-        image = read_image_bgr(path)
+        try:
+            image = read_image_bgr(path)
+        except (FileNotFoundError, ValueError) as e:
+            unreadable[path] = str(e)
+            continue
         out_path = os.path.join(output, os.path.splitext(os.path.basename(path))[0] + "_pred.png")
         cv2.imwrite(out_path, draw_predictions(image, predictor(image), metadata_name(cfg)))
         written.append(out_path)
-    return written
+    return written, unreadable
 
 
 def main(argv=None):
@@ -78,13 +84,20 @@ def main(argv=None):
     if not os.path.exists(args.input):
         raise FileNotFoundError(f"--input {args.input!r} does not exist")
     predictor = DefaultPredictor(cfg)
+    unreadable = {}
     if os.path.isdir(args.input):
-        written = run_images(predictor, cfg, list_images(args.input), args.output)
+        written, unreadable = run_images(predictor, cfg, list_images(args.input), args.output)
     elif args.input.lower().endswith(IMAGE_EXTENSIONS):
-        written = run_images(predictor, cfg, [args.input], args.output)
+        read_image_bgr(args.input)  # one file: an unreadable one is the error itself
+        written, _ = run_images(predictor, cfg, [args.input], args.output)
     else:
         written = run_video(predictor, cfg, args.input, args.output)
     print(f"wrote {len(written)} file(s) to {os.path.abspath(args.output)}")
+    if unreadable:
+        for why in unreadable.values():
+            print(f"unreadable: {why}", file=sys.stderr)
+        raise SystemExit(f"{len(unreadable)} of {len(written) + len(unreadable)} images could not be read "
+                         "(listed above); the others were drawn")
     return written
 
 

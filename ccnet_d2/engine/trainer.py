@@ -7,13 +7,23 @@ from detectron2.data import build_detection_test_loader, build_detection_train_l
 from detectron2.engine import DefaultTrainer
 from detectron2.modeling import GeneralizedRCNN, GeneralizedRCNNWithTTA
 from detectron2.projects.deeplab import build_lr_scheduler as build_deeplab_lr_scheduler
+from detectron2.utils import comm
 
 from ..data import build_train_mapper, check_dataset_available
 from ..evaluation import build_evaluator
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "check_batch_size"]
 
 _logger = logging.getLogger(__name__)
+
+
+def check_batch_size(cfg) -> None:
+    """SOLVER.IMS_PER_BATCH is the number of images per iteration summed over all processes: a positive
+    multiple of the number of processes."""
+    batch, processes = cfg.SOLVER.IMS_PER_BATCH, comm.get_world_size()
+    if batch < 1 or batch % processes:
+        raise ValueError(f"SOLVER.IMS_PER_BATCH is {batch}: it must be a positive multiple of the number of "
+                         f"processes ({processes}), as it counts the images of one iteration over all of them")
 
 
 class Trainer(DefaultTrainer):
@@ -26,9 +36,11 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg):
         """Detectron2's loader with ``ccnet_d2.data.build_train_mapper(cfg)`` (semantic-segmentation
-        augmentations; None, i.e. the default DatasetMapper, for instance models); a missing dataset
-        fails here with its expected folder tree."""
-        for name in cfg.DATASETS.TRAIN:
+        augmentations; None, i.e. the default DatasetMapper, for instance models). Checked here, before
+        the first iteration: the batch size, and that every training *and evaluation* dataset is
+        where its registration points (a missing one fails with its expected folder tree)."""
+        check_batch_size(cfg)
+        for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST):
             check_dataset_available(name)
         return build_detection_train_loader(cfg, mapper=build_train_mapper(cfg))
 

@@ -49,7 +49,7 @@ def metrics_lines(output_dir):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def test_train_eval_resume_predict(toy_root, tmp_path):
+def test_train_eval_resume_predict(toy_root, tmp_path, capsys):
     out = str(tmp_path / "out")
     train_net(toy_root, [], ["SOLVER.MAX_ITER", "4", "DATASETS.TEST", "()", "OUTPUT_DIR", out])
     with open(os.path.join(out, "last_checkpoint")) as f:
@@ -90,6 +90,16 @@ def test_train_eval_resume_predict(toy_root, tmp_path):
     with pytest.raises(ValueError, match="cannot read"):
         demo.main(["--config-file", CONFIG, "--input", str(broken), "--output", str(tmp_path / "demo"),
                    "--opts", "MODEL.WEIGHTS", os.path.join(out, "model_final.pth")])
+    # A folder: every readable image is drawn, the unreadable ones are named at the end, and the exit is non-zero.
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "good.png"), image)
+    (folder / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(SystemExit, match="1 of 2 images could not be read"):
+        demo.main(["--config-file", CONFIG, "--input", str(folder), "--output", str(tmp_path / "folder_out"),
+                   "--opts", "MODEL.WEIGHTS", os.path.join(out, "model_final.pth")])
+    assert (tmp_path / "folder_out" / "good_pred.png").exists()
+    assert "bad.png" in capsys.readouterr().err
 
 
 def test_evaluator_gives_100_ap_to_the_ground_truth(toy_root, tmp_path, monkeypatch):
