@@ -20,6 +20,7 @@ from detectron2.utils.logger import setup_logger
 
 import ccnet_d2  # noqa: F401  (registers the project's backbones, heads and datasets)
 from ccnet_d2 import add_ccnet_config
+from ccnet_d2.checkpoint import explain_checkpoint_errors
 from ccnet_d2.engine import Trainer
 
 
@@ -39,7 +40,8 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        with explain_checkpoint_errors(cfg.MODEL.WEIGHTS):
+            DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, results)

@@ -1,5 +1,6 @@
 """Converters for published weights: ImageNet ResNets (``convert``) and CCNet models (``ccnet``)."""
 from .ccnet import CCNET_FORMATS, INPLACE_ABN_EPS, compare_with_model, convert_ccnet_state_dict
+from .loading import ACCEPTED_CHECKPOINTS, explain_checkpoint_errors
 from .convert import (
     REQUIRED_CONFIG,
     SOURCE_FORMATS,

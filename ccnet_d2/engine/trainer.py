@@ -9,6 +9,7 @@ from detectron2.modeling import GeneralizedRCNN, GeneralizedRCNNWithTTA
 from detectron2.projects.deeplab import build_lr_scheduler as build_deeplab_lr_scheduler
 from detectron2.utils import comm
 
+from ..checkpoint import explain_checkpoint_errors
 from ..data import build_train_mapper, check_dataset_available
 from ..evaluation import build_evaluator
 
@@ -28,6 +29,13 @@ def check_batch_size(cfg) -> None:
 
 class Trainer(DefaultTrainer):
     """DefaultTrainer overriding only the evaluator, the data loaders and the LR scheduler."""
+
+    def resume_or_load(self, resume=True):
+        """Detectron2's resume or load, with an error naming the file when it is not a checkpoint."""
+        resuming = resume and self.checkpointer.has_checkpoint()
+        path = self.checkpointer.get_checkpoint_file() if resuming else self.cfg.MODEL.WEIGHTS
+        with explain_checkpoint_errors(path):
+            return super().resume_or_load(resume)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

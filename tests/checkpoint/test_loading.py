@@ -1,0 +1,45 @@
+"""MODEL.WEIGHTS that is not a checkpoint: the error names the file and the accepted formats, whether
+the weights are loaded for training (Trainer.resume_or_load) or for evaluation."""
+import os
+
+import pytest
+import torch
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.modeling import build_model
+
+from ccnet_d2.checkpoint import explain_checkpoint_errors
+from ccnet_d2.engine import Trainer
+from tests.common import TOY_SEMANTIC_CONFIG, build_cfg
+
+
+def _model():
+    return build_model(build_cfg(TOY_SEMANTIC_CONFIG))
+
+
+@pytest.mark.parametrize("name, content", [("random.pth", os.urandom(300)), ("text.pkl", b"hello world\n"),
+                                           ("empty.pth", b"")])
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"cannot load '{path}' as a checkpoint .* Detectron2 model-zoo \.pkl"):
+        with explain_checkpoint_errors(str(path)):
+            DetectionCheckpointer(_model()).load(str(path))
+
+
+def test_a_real_checkpoint_loads_through_the_same_path(tmp_path):
+    model = _model()
+    torch.save({"model": model.state_dict()}, str(tmp_path / "model.pth"))
+    with explain_checkpoint_errors(str(tmp_path / "model.pth")):
+        DetectionCheckpointer(_model()).load(str(tmp_path / "model.pth"))
+
+
+def test_trainer_names_the_weights_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("CCNET_D2_TOY_ROOT", str(tmp_path / "toy"))
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(os.urandom(300))
+    cfg = build_cfg(TOY_SEMANTIC_CONFIG, "MODEL.WEIGHTS", str(weights), "OUTPUT_DIR", str(tmp_path / "out"),
+                    "DATALOADER.NUM_WORKERS", "0")
+    trainer = Trainer(cfg)
+    with pytest.raises(ValueError, match=rf"cannot load '{weights}' as a checkpoint"):
+        trainer.resume_or_load(resume=True)  # no last_checkpoint yet: MODEL.WEIGHTS is loaded
