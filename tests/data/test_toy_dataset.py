@@ -2,8 +2,10 @@
 other, the promised variety (classes, sizes, colours, textures, overlaps), safe concurrent generation
 and its registrations / evaluators."""
 import json
+import logging
 import multiprocessing
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -139,3 +141,17 @@ def test_registrations_and_evaluators(toy_registered_in, tmp_path):
     MetadataCatalog.get("ccnet_test_no_evaluator").set(thing_classes=["a"])
     with pytest.raises(ValueError, match="evaluator_type=None.*expected one of"):
         build_evaluator(cfg, "ccnet_test_no_evaluator")
+
+
+def test_an_incomplete_tree_is_generated_again(tmp_path, small_toy, caplog):
+    base = toy.ensure_toy_dataset(str(tmp_path))
+    first = sorted(os.listdir(os.path.join(base, "val", "images")))
+    os.remove(os.path.join(base, "val", "images", first[0]))
+    with caplog.at_level(logging.WARNING):
+        assert toy.ensure_toy_dataset(str(tmp_path)) == base
+    assert "is incomplete" in caplog.text and "val" in caplog.text
+    assert sorted(os.listdir(os.path.join(base, "val", "images"))) == first
+    for name in os.listdir(base):  # an emptied folder is regenerated too
+        shutil.rmtree(os.path.join(base, name))
+    toy.ensure_toy_dataset(str(tmp_path))
+    assert sorted(os.listdir(os.path.join(base, "val", "images"))) == first

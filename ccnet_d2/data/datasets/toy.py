@@ -15,6 +15,7 @@ Registered names: ``ccnet_toy_{train,val}`` (instances, evaluator "coco"; masks 
 set ``INPUT.MASK_FORMAT: bitmask``) and ``ccnet_toy_sem_seg_{train,val}`` (evaluator "sem_seg").
 """
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -36,6 +37,7 @@ SHAPES_PER_IMAGE = (2, 6)
 SHAPE_SIZE = (16, 52)  # circumscribed diameter in pixels
 MIN_VISIBLE_FRACTION = 0.5  # an occluded instance keeps at least this much of its area
 VERSION = "toy_v1"  # bump when the generator changes, so stale caches are not reused
+_logger = logging.getLogger(__name__)
 
 
 def toy_root() -> str:
@@ -131,16 +133,42 @@ def _write_split(split_dir: str, annotation_file: str, split: str) -> None:
         json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
 
 
+def _missing_parts(target: str) -> list:
+    """What a complete ``toy_v1`` tree has and ``target`` lacks (annotation files, image counts)."""
+    missing = []
+    for split, (count, _) in TOY_SPLITS.items():
+        annotations = os.path.join(target, "annotations", f"instances_{split}.json")
+        if not os.path.isfile(annotations):
+            missing.append(annotations)
+        for folder in (os.path.join(target, split, "images"), os.path.join(target, split, "sem_seg")):
+            found = len(os.listdir(folder)) if os.path.isdir(folder) else 0
+            if found != count:
+                missing.append(f"{folder} ({found} of {count} files)")
+    return missing
+
+
 def ensure_toy_dataset(root: str = None) -> str:
-    """Generate the toy dataset under ``root`` unless it is there; return the ``toy_v1`` folder.
+    """Generate the toy dataset under ``root`` unless a complete one is there; return the ``toy_v1`` folder.
 
     The tree is written to a temporary sibling folder and renamed into place, so concurrent processes
-    never see a half-written dataset (the loser of the race discards its copy).
+    never see a half-written dataset (the loser of the race discards its copy). A folder left
+    incomplete by other means (emptied, copied in part) is removed and generated again.
     """
     root = toy_root() if root is None else root
     target = os.path.join(root, VERSION)
     if os.path.isdir(target):
-        return target
+        missing = _missing_parts(target)
+        if not missing:
+            return target
+        _logger.warning("The toy dataset at %s is incomplete (missing %s); generating it again",
+                        target, "; ".join(missing[:3]))
+        stale = tempfile.mkdtemp(prefix=f".{VERSION}-incomplete-", dir=root)
+        try:  # moved aside first (atomic), so that a concurrent process never deletes a fresh tree
+            os.rename(target, os.path.join(stale, VERSION))
+        except FileNotFoundError:  # another process moved it already
+            pass
+        shutil.rmtree(stale, ignore_errors=True)
+    _logger.info("Generating the toy dataset at %s (about a second)", target)
     os.makedirs(root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{VERSION}-", dir=root)
     try:
