@@ -163,7 +163,7 @@ def ensure_toy_dataset(root: str = None) -> str:
         _logger.warning("The toy dataset at %s is incomplete (missing %s); generating it again",
                         target, "; ".join(missing[:3]))
         stale = tempfile.mkdtemp(prefix=f".{VERSION}-incomplete-", dir=root)
-        try:  # moved aside first (atomic), so that a concurrent process never deletes a fresh tree
+        try:  # one atomic rename: two processes never remove the same tree at once
             os.rename(target, os.path.join(stale, VERSION))
         except FileNotFoundError:  # another process moved it already
             pass
