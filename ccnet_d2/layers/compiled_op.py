@@ -77,6 +77,9 @@ def _register_python_kernels():
         ctx.save_for_backward(*inputs)
 
     def backward(ctx, grad_output):
+        if torch.is_grad_enabled():  # create_graph=True: the backward op itself has no derivative
+            raise RuntimeError("criss_cross_attention: the compiled op has no double backward (create_graph=True, "
+                               "e.g. gradient penalties); use backend='torch' for higher-order gradients")
         query, key, value = ctx.saved_tensors
         return torch.ops.ccnet_d2.criss_cross_attention_backward(grad_output, query, key, value)
 

@@ -137,3 +137,13 @@ def test_status_matches_the_build():
     extension = compiled_op._load()
     assert compiled_op_has_cuda_kernels() == extension.compiled_with_cuda()
     assert compiled_op_status().startswith("built with")
+
+
+@needs_extension
+def test_double_backward_raises_instead_of_returning_zeros():
+    q, k, v = (t.requires_grad_(True) for t in make_inputs(1, 2, 3, 4, 5, dtype=torch.float32))
+    out = ops.criss_cross_attention(q, k, v)
+    with pytest.raises(RuntimeError, match="no double backward .* use backend='torch'"):
+        torch.autograd.grad(out.square().sum(), q, create_graph=True)
+    first = torch.autograd.grad(ops.criss_cross_attention(q, k, v).square().sum(), q)[0]  # plain backward works
+    assert torch.isfinite(first).all() and first.abs().sum() > 0
