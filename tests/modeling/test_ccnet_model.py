@@ -212,3 +212,15 @@ def test_recipes_decay_norm_parameters_like_their_sources(path, decay):
     norm = model.backbone.res4[0].conv1.norm.weight
     assert decay_of[id(norm)] == decay_of[id(model.backbone.res4[0].conv1.weight)] == decay
     assert decay_of[id(model.sem_seg_head.rcca_block.rcca.attention.gamma)] == decay
+
+
+def test_inputs_the_model_cannot_mean_are_refused_or_flagged(caplog):
+    model = _model(TOY_CONFIG).eval()
+    for shape in ((1, 32, 40), (3, 32), (1, 3, 32, 40)):
+        with pytest.raises(ValueError, match=r"input 0 has an 'image' of shape .*; expected \[3, H, W\] with values"):
+            model([{"image": torch.rand(*shape)}])
+    with caplog.at_level(logging.WARNING), torch.no_grad():
+        model([{"image": torch.rand(3, 32, 40)}])  # a 0..1 image: it runs, with a warning, once
+        model([{"image": torch.rand(3, 32, 40)}])
+        model([{"image": 255 * torch.rand(3, 32, 40)}])
+    assert caplog.text.count("multiply the image by 255") == 1

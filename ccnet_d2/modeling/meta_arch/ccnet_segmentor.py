@@ -64,6 +64,7 @@ class CCNetSegmentor(SemanticSegmentor):
         self.pad_to_stride = pad_to_stride
         self.size_divisibility = max([self.backbone.size_divisibility] + strides) if pad_to_stride else 1
         self._mode_logged = False
+        self._range_warned = False
 
     @classmethod
     def from_config(cls, cfg):
@@ -99,7 +100,23 @@ class CCNetSegmentor(SemanticSegmentor):
         self._mode_logged = False
         return super().train(mode)
 
+    def check_image(self, image: torch.Tensor, index: int) -> None:
+        """Refuse an image of the wrong rank or channel count; at inference, warn once when a float
+        image looks scaled to 0..1 (the model expects 0..255, Detectron2's convention)."""
+        channels = self.pixel_mean.shape[0]
+        if image.dim() != 3 or image.shape[0] != channels:
+            raise ValueError(f"CCNetSegmentor: input {index} has an 'image' of shape {tuple(image.shape)}; expected "
+                             f"[{channels}, H, W] with values 0..255 (what DefaultPredictor and the dataset "
+                             "mappers give)")
+        if not self.training and not self._range_warned and image.is_floating_point() and image.numel() \
+                and image.abs().max() <= 1.0:
+            _logger.warning("CCNetSegmentor: input %d has values within [-1, 1]; the model expects 0..255 "
+                            "(Detectron2's convention): multiply the image by 255", index)
+            self._range_warned = True
+
     def forward(self, batched_inputs: List[Dict]):
+        for index, x in enumerate(batched_inputs):
+            self.check_image(x["image"], index)
         images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
         if self.training:
             images = ImageList.from_tensors(images, self.size_divisibility)
