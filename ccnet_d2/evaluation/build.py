@@ -2,6 +2,7 @@
 
 Lives in the package (not in ``tools/train_net.py``) so that every tool and test evaluates the same way.
 """
+import functools
 import logging
 import os
 
@@ -14,7 +15,9 @@ from detectron2.evaluation import (
 )
 from detectron2.utils import comm
 
-__all__ = ["build_evaluator", "EVALUATOR_TYPES"]
+from ..data.label_checks import load_checked_label
+
+__all__ = ["build_evaluator", "checked_sem_seg_evaluator", "EVALUATOR_TYPES"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +40,22 @@ def _cityscapes_official_unavailable_reason():
     return None
 
 
+def checked_sem_seg_evaluator(dataset_name: str, output_folder: str) -> SemSegEvaluator:
+    """Detectron2's SemSegEvaluator reading each ground-truth label through ``load_checked_label``: a
+    colour or palette label, or values outside the classes and the ignore value, stop the evaluation
+    with the file's path instead of a broadcast error or silently wrong IoUs."""
+    metadata = MetadataCatalog.get(dataset_name)
+    loader = functools.partial(load_checked_label, num_classes=len(metadata.stuff_classes),
+                               ignore_label=metadata.get("ignore_label", 255))
+    return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder, sem_seg_loading_fn=loader)
+
+
 def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
     """Return the evaluator that matches ``MetadataCatalog.get(dataset_name).evaluator_type``.
 
     "coco" -> COCOEvaluator (pure-Python pycocotools path: ``detectron2._C`` is never needed),
-    "cityscapes_instance" -> CityscapesInstanceEvaluator, "sem_seg" -> SemSegEvaluator,
+    "cityscapes_instance" -> CityscapesInstanceEvaluator, "sem_seg" -> SemSegEvaluator with checked
+    labels (``checked_sem_seg_evaluator``),
     "cityscapes_sem_seg" -> the official Cityscapes evaluator when ``cityscapesscripts`` imports,
     else SemSegEvaluator (same mIoU definition) with the reason logged.
     """
@@ -52,7 +66,7 @@ def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
     if evaluator_type == "coco":
         return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
     if evaluator_type == "sem_seg":
-        return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
+        return checked_sem_seg_evaluator(dataset_name, output_folder)
     if evaluator_type == "cityscapes_instance":
         _check_single_machine(evaluator_type)
         return CityscapesInstanceEvaluator(dataset_name)
@@ -63,7 +77,7 @@ def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
             return CityscapesSemSegEvaluator(dataset_name)
         logger.warning("%s: using SemSegEvaluator instead of the official Cityscapes evaluator, because %s",
                        dataset_name, reason)
-        return SemSegEvaluator(dataset_name, distributed=True, output_dir=output_folder)
+        return checked_sem_seg_evaluator(dataset_name, output_folder)
     raise ValueError(
         f"no evaluator for dataset {dataset_name!r}: its metadata has evaluator_type={evaluator_type!r}, "
         f"expected one of {EVALUATOR_TYPES}. Register the dataset with one of these types "
