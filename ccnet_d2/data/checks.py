@@ -1,9 +1,10 @@
 """``check_dataset_available(name)``: fail early, with the expected folder tree, when a dataset is missing.
 
 Detectron2 (and ``ccnet_d2.data.datasets.builtin``) register datasets with paths under
-``$DETECTRON2_DATASETS`` (default ``./datasets``), read when the registering module is imported. The paths a dataset will read are in
-its metadata (``image_root``, ``gt_dir``, ``json_file``, ...), so that is what is checked: a missing one
-raises a ``FileNotFoundError`` that shows the tree the dataset expects and how to prepare it.
+``$DETECTRON2_DATASETS`` (default ``./datasets``), read when the registering module is imported. The
+paths a dataset will read are in its metadata (``image_root``, ``gt_dir``, ``json_file``, ...), so that
+is what is checked: a missing one raises a ``FileNotFoundError`` that shows the tree the dataset expects
+and how to prepare it.
 """
 import glob
 import os
