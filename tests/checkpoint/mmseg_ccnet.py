@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from tests.layers.reference import loop_criss_cross
 
-from .official_ccnet import BLOCKS, Bottleneck
+from .official_ccnet import BLOCKS, Bottleneck, average_over_windows
 from .official_ccnet import CrissCrossAttention as OfficialCrissCrossAttention
 
 
@@ -114,16 +114,9 @@ class MMSegCCNet(nn.Module):
         height, width = image.shape[-2:]
         rows = max(height - crop + stride - 1, 0) // stride + 1
         cols = max(width - crop + stride - 1, 0) // stride + 1
-        total = counts = None
+        windows = []
         for r in range(rows):
             for c in range(cols):
-                y1, x1 = r * stride, c * stride
-                y2, x2 = min(y1 + crop, height), min(x1 + crop, width)
-                y1, x1 = max(y2 - crop, 0), max(x2 - crop, 0)
-                logits = self.predict_whole(image[:, :, y1:y2, x1:x2])
-                if total is None:
-                    total = logits.new_zeros(logits.shape[:2] + (height, width))
-                    counts = logits.new_zeros(1, 1, height, width)
-                total[:, :, y1:y2, x1:x2] += logits
-                counts[:, :, y1:y2, x1:x2] += 1
-        return total / counts
+                y2, x2 = min(r * stride + crop, height), min(c * stride + crop, width)
+                windows.append((max(y2 - crop, 0), max(x2 - crop, 0), y2, x2))
+        return average_over_windows(image, windows, self.predict_whole)

@@ -136,16 +136,23 @@ class OfficialCCNet(nn.Module):
         stride = math.ceil(tile * 2 / 3)
         rows = int(math.ceil((height - tile) / stride) + 1) if height > tile else 1
         cols = int(math.ceil((width - tile) / stride) + 1) if width > tile else 1
-        total = counts = None
+        windows = []
         for r in range(rows):
             for c in range(cols):
                 y2, x2 = min(r * stride + tile, height), min(c * stride + tile, width)
-                y1, x1 = max(y2 - tile, 0), max(x2 - tile, 0)
-                logits = self.predict_whole(image[:, :, y1:y2, x1:x2], recurrence)
-                if total is None:
-                    total = logits.new_zeros(logits.shape[:2] + (height, width))
-                    counts = logits.new_zeros(1, 1, height, width)
-                total[:, :, y1:y2, x1:x2] += logits
-                counts[:, :, y1:y2, x1:x2] += 1
-        return total / counts
+                windows.append((max(y2 - tile, 0), max(x2 - tile, 0), y2, x2))
+        return average_over_windows(image, windows, lambda crop: self.predict_whole(crop, recurrence))
+
+
+def average_over_windows(image, windows, predict):
+    """Logits of ``predict`` on each window (y1, x1, y2, x2), summed into place and averaged."""
+    total = counts = None
+    for y1, x1, y2, x2 in windows:
+        logits = predict(image[:, :, y1:y2, x1:x2])
+        if total is None:
+            total = logits.new_zeros(logits.shape[:2] + image.shape[-2:])
+            counts = logits.new_zeros((1, 1) + image.shape[-2:])
+        total[:, :, y1:y2, x1:x2] += logits
+        counts[:, :, y1:y2, x1:x2] += 1
+    return total / counts
 
