@@ -4,8 +4,6 @@ torch and Detectron2 report a file of another kind with messages that name neith
 remedy (``KeyError: 101``, advice to set ``weights_only=False``, "failed finding central directory").
 """
 import contextlib
-import pickle
-import zipfile
 
 __all__ = ["ACCEPTED_CHECKPOINTS", "explain_checkpoint_errors"]
 
@@ -17,10 +15,14 @@ ACCEPTED_CHECKPOINTS = (
 
 @contextlib.contextmanager
 def explain_checkpoint_errors(path: str):
-    """Re-raise the errors torch and pickle give for a file that is not a checkpoint as a ValueError
-    naming ``path`` and the accepted formats (the original error stays attached as the cause)."""
+    """Re-raise any error of loading ``path`` as a ValueError naming the file and the accepted formats.
+
+    Unpickling arbitrary bytes can fail with almost any exception type (UnpicklingError, EOFError,
+    KeyError, UnicodeDecodeError, RuntimeError, ...), so none is singled out; the original error stays
+    attached as the cause and is printed above this one.
+    """
     try:
         yield
-    except (pickle.UnpicklingError, EOFError, KeyError, zipfile.BadZipFile, RuntimeError) as e:
-        raise ValueError(f"cannot load {path!r} as a checkpoint (torch/pickle raised {type(e).__name__}, shown "
-                         f"above). Expected {ACCEPTED_CHECKPOINTS}") from e
+    except Exception as e:
+        raise ValueError(f"cannot load {path!r} as a checkpoint ({type(e).__name__}, shown above). Expected "
+                         f"{ACCEPTED_CHECKPOINTS}") from e

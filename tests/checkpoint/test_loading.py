@@ -1,7 +1,6 @@
 """MODEL.WEIGHTS that is not a checkpoint: the error names the file and the accepted formats, whether
 the weights are loaded for training (Trainer.resume_or_load) or for evaluation."""
-import os
-
+import numpy as np
 import pytest
 import torch
 
@@ -17,8 +16,12 @@ def _model():
     return build_model(build_cfg(TOY_SEMANTIC_CONFIG))
 
 
-@pytest.mark.parametrize("name, content", [("random.pth", os.urandom(300)), ("text.pkl", b"hello world\n"),
-                                           ("empty.pth", b"")])
+# Garbage of several kinds: unpickling fails with different exception types on each.
+NOT_CHECKPOINTS = [("random.pth", np.random.default_rng(0).bytes(300)), ("utf8.pth", b"\x8f" + bytes(299)),
+                   ("text.pkl", b"hello world\n"), ("empty.pth", b""), ("zip.pth", b"PK\x03\x04" + bytes(100))]
+
+
+@pytest.mark.parametrize("name, content", NOT_CHECKPOINTS)
 def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, name, content):
     path = tmp_path / name
     path.write_bytes(content)
@@ -34,10 +37,11 @@ def test_a_real_checkpoint_loads_through_the_same_path(tmp_path):
         DetectionCheckpointer(_model()).load(str(tmp_path / "model.pth"))
 
 
-def test_trainer_names_the_weights_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("content", [content for _, content in NOT_CHECKPOINTS[:2]])
+def test_trainer_names_the_weights_file(tmp_path, monkeypatch, content):
     monkeypatch.setenv("CCNET_D2_TOY_ROOT", str(tmp_path / "toy"))
     weights = tmp_path / "weights.pth"
-    weights.write_bytes(os.urandom(300))
+    weights.write_bytes(content)
     cfg = build_cfg(TOY_SEMANTIC_CONFIG, "MODEL.WEIGHTS", str(weights), "OUTPUT_DIR", str(tmp_path / "out"),
                     "DATALOADER.NUM_WORKERS", "0")
     trainer = Trainer(cfg)
