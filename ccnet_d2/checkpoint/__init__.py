@@ -1,4 +1,6 @@
-"""Converters for published weights: ImageNet ResNets (``convert``) and CCNet models (``ccnet``)."""
+"""Converters for published weights: ImageNet ResNets (``convert``) and CCNet models (``ccnet``); checkpoints
+that survive interruption (``atomic``)."""
+from .atomic import PARTIAL_SUFFIX, AtomicCheckpointer, write_atomically
 from .ccnet import CCNET_FORMATS, INPLACE_ABN_EPS, compare_with_model, convert_ccnet_state_dict
 from .loading import ACCEPTED_CHECKPOINTS, explain_checkpoint_errors
 from .convert import (

@@ -1,17 +1,21 @@
 """The Trainer used by ``tools/train_net.py``: Detectron2's DefaultTrainer with the project's evaluator
-selection, training mapper, poly learning-rate schedule and test-time augmentation. Everything else
-(hooks, checkpointing, ``--resume``, multi-GPU) is Detectron2's."""
+selection, training mapper, poly learning-rate schedule and test-time augmentation, checkpoints that
+survive interruption, and multi-process training on CPU. Everything else (hooks, ``--resume``,
+multi-GPU) is Detectron2's."""
+import contextlib
 import logging
 
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
-from detectron2.engine import DefaultTrainer
+from detectron2.engine import DefaultTrainer, defaults, hooks
 from detectron2.modeling import GeneralizedRCNN, GeneralizedRCNNWithTTA
 from detectron2.projects.deeplab import build_lr_scheduler as build_deeplab_lr_scheduler
 from detectron2.utils import comm
 
-from ..checkpoint import explain_checkpoint_errors
+from ..checkpoint import AtomicCheckpointer, explain_checkpoint_errors
 from ..data import build_train_mapper, check_dataset_available
 from ..evaluation import build_evaluator
+from .distributed import create_ddp_model, replace_sync_batchnorm_on_cpu
+from .interruption import SaveOnSignal
 
 __all__ = ["Trainer", "check_batch_size"]
 
@@ -27,15 +31,57 @@ def check_batch_size(cfg) -> None:
                          f"processes ({processes}), as it counts the images of one iteration over all of them")
 
 
+# The writers' period of Detectron2's DefaultTrainer (metrics.json, the printed losses, TensorBoard).
+WRITER_PERIOD = 20
+
+
+@contextlib.contextmanager
+def _project_builders():
+    """While DefaultTrainer.__init__ runs, the DDP wrapper and the checkpointer it builds by name from its
+    module are the project's (any device; atomic files), so that nothing of that method is copied."""
+    saved = defaults.create_ddp_model, defaults.DetectionCheckpointer
+    defaults.create_ddp_model, defaults.DetectionCheckpointer = create_ddp_model, AtomicCheckpointer
+    try:
+        yield
+    finally:
+        defaults.create_ddp_model, defaults.DetectionCheckpointer = saved
+
+
 class Trainer(DefaultTrainer):
-    """DefaultTrainer overriding only the evaluator, the data loaders and the LR scheduler."""
+    """DefaultTrainer overriding the evaluator, the data loaders, the LR scheduler, the checkpointer
+    (:class:`~ccnet_d2.checkpoint.AtomicCheckpointer`), the DDP wrapper and the hooks (stop on a signal)."""
+
+    def __init__(self, cfg):
+        self._metric_writers = []
+        with _project_builders():
+            super().__init__(cfg)
 
     def resume_or_load(self, resume=True):
-        """Detectron2's resume or load, with an error naming the file when it is not a checkpoint."""
-        resuming = resume and self.checkpointer.has_checkpoint()
-        path = self.checkpointer.get_checkpoint_file() if resuming else self.cfg.MODEL.WEIGHTS
-        with explain_checkpoint_errors(path):
+        """Detectron2's resume or load. Resuming falls back to the newest intact checkpoint; loading
+        ``MODEL.WEIGHTS`` fails with an error naming the file when it is not a checkpoint."""
+        if resume and self.checkpointer.has_checkpoint():
             return super().resume_or_load(resume)
+        with explain_checkpoint_errors(self.cfg.MODEL.WEIGHTS):
+            return super().resume_or_load(resume)
+
+    @classmethod
+    def build_model(cls, cfg):
+        """Detectron2's model, with SyncBN layers made to work on CPU (``replace_sync_batchnorm_on_cpu``)."""
+        return replace_sync_batchnorm_on_cpu(super().build_model(cfg))
+
+    def build_writers(self):
+        """Detectron2's writers, kept so that checkpoints and interruptions can flush them."""
+        self._metric_writers = super().build_writers()
+        return self._metric_writers
+
+    def build_hooks(self):
+        """Detectron2's hooks, with the writers' period capped at ``SOLVER.CHECKPOINT_PERIOD`` (so the loss
+        history on disk is never behind the checkpoints) and :class:`SaveOnSignal` last."""
+        period = self.cfg.SOLVER.CHECKPOINT_PERIOD
+        writer_period = min(WRITER_PERIOD, period)
+        built = [hooks.PeriodicWriter(self._metric_writers, period=writer_period)
+                 if isinstance(h, hooks.PeriodicWriter) else h for h in super().build_hooks()]
+        return built + [SaveOnSignal(self.checkpointer, period, self._metric_writers, writer_period)]
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

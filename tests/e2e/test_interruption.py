@@ -1,0 +1,161 @@
+"""A toy CCNet run of ``tools/train_net.py`` stopped by SIGTERM, or killed by SIGKILL with its newest
+checkpoint half written, continues with ``--resume`` from where it stopped.
+
+The stopped run is compared with an uninterrupted one of the same seed: up to the stop they are the
+same computation (one thread, data loaded in the main process), so the checkpoint written on SIGTERM
+must equal, tensor for tensor, the uninterrupted run's checkpoint at that iteration. After resuming,
+Detectron2's sampler and augmentations start again from their seed, so the images differ from the
+uninterrupted run's from there on: the iteration count and the learning-rate schedule are compared
+exactly, the weights not.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.common import REPO_ROOT, TOY_SEMANTIC_CONFIG
+
+pytestmark = pytest.mark.slow
+
+MAX_ITER = 100
+TINY = ["SOLVER.MAX_ITER", str(MAX_ITER), "SOLVER.IMS_PER_BATCH", "2", "INPUT.CROP.SIZE", "(48, 48)",
+        "DATALOADER.NUM_WORKERS", "0", "DATASETS.TEST", "()", "SEED", "0"]
+
+
+def _command(output_dir, checkpoint_period, resume=False):
+    return [sys.executable, os.path.join(REPO_ROOT, "tools/train_net.py"), "--config-file", TOY_SEMANTIC_CONFIG,
+            *(["--resume"] if resume else []), *TINY, "SOLVER.CHECKPOINT_PERIOD", str(checkpoint_period),
+            "OUTPUT_DIR", str(output_dir)]
+
+
+def _env():
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO_ROOT)
+
+
+def _run(output_dir, checkpoint_period, resume=False):
+    result = subprocess.run(_command(output_dir, checkpoint_period, resume), cwd=REPO_ROOT, env=_env(),
+                            capture_output=True, text=True, timeout=300)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-6000:]
+    return log
+
+
+def _start(output_dir, checkpoint_period):
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "console.txt"), "w") as console:
+        return subprocess.Popen(_command(output_dir, checkpoint_period), cwd=REPO_ROOT, env=_env(),
+                                stdout=console, stderr=subprocess.STDOUT)
+
+
+def _wait_until(condition, process, output_dir, timeout=240):
+    start = time.monotonic()
+    while not condition():
+        if process.poll() is not None or time.monotonic() - start > timeout:
+            process.kill()
+            with open(os.path.join(output_dir, "console.txt")) as f:
+                raise AssertionError("the run ended or stalled before the awaited point:\n" + f.read()[-4000:])
+        time.sleep(0.05)
+
+
+def _metrics(output_dir):
+    path = os.path.join(output_dir, "metrics.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip().endswith("}")]
+
+
+def _last_checkpoint(output_dir):
+    path = os.path.join(output_dir, "last_checkpoint")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return os.path.join(output_dir, f.read().strip())
+
+
+def _checkpoint_iteration(path):
+    """The iteration in a ``model_<iteration>.pth`` name (-1 for None)."""
+    return int(os.path.basename(path)[len("model_"):-len(".pth")]) if path else -1
+
+
+def _load(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _assert_same_state(a, b):
+    assert a["iteration"] == b["iteration"]
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert a["trainer"]["iteration"] == b["trainer"]["iteration"]
+    assert a["trainer"]["hooks"]["LRScheduler"] == b["trainer"]["hooks"]["LRScheduler"]
+    optimizer_a, optimizer_b = a["trainer"]["_trainer"]["optimizer"], b["trainer"]["_trainer"]["optimizer"]
+    assert optimizer_a["param_groups"] == optimizer_b["param_groups"]
+    assert optimizer_a["state"].keys() == optimizer_b["state"].keys() and optimizer_a["state"]
+    for index, state in optimizer_a["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, optimizer_b["state"][index][name]), (index, name)
+
+
+def test_sigterm_saves_the_current_iteration_and_resume_continues_from_it(tmp_path):
+    stopped, reference = tmp_path / "stopped", tmp_path / "reference"
+    process = _start(stopped, checkpoint_period=1000)  # no periodic checkpoint: only the signal saves one
+    _wait_until(lambda: _metrics(stopped), process, stopped)  # iteration 19 written
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM
+    saved_path = _last_checkpoint(stopped)
+    saved = _load(saved_path)
+    stop = saved["iteration"]
+    assert os.path.basename(saved_path) == f"model_{stop:07d}.pth" and 19 <= stop < MAX_ITER - 1
+    assert [m["iteration"] for m in _metrics(stopped)][-1] == stop  # the loss history reaches the checkpoint
+    with open(stopped / "console.txt") as f:
+        assert f"Stopped by SIGTERM after iteration {stop}" in f.read()
+
+    _run(reference, checkpoint_period=stop + 1)  # uninterrupted, with a checkpoint at the same iteration
+    _assert_same_state(saved, _load(reference / f"model_{stop:07d}.pth"))
+
+    log = _run(stopped, checkpoint_period=1000, resume=True)
+    assert f"Starting training from iteration {stop + 1}" in log
+    resumed, uninterrupted = _metrics(stopped), {m["iteration"]: m for m in _metrics(reference)}
+    iterations = [m["iteration"] for m in resumed]
+    assert iterations == sorted(set(iterations)) and iterations[-1] == MAX_ITER - 1 and stop in iterations
+    for m in resumed:  # the poly schedule continues where it stopped
+        assert m["lr"] == pytest.approx(uninterrupted[m["iteration"]]["lr"], rel=1e-12, abs=0), m["iteration"]
+        if m["iteration"] <= stop:  # before the stop, the very same computation
+            assert m["total_loss"] == uninterrupted[m["iteration"]]["total_loss"], m["iteration"]
+    assert _load(stopped / "model_final.pth")["iteration"] == MAX_ITER - 1
+
+
+def test_resume_after_sigkill_during_a_save_falls_back_to_the_previous_checkpoint(tmp_path):
+    output = tmp_path / "killed"
+    process = _start(output, checkpoint_period=10)
+    _wait_until(lambda: _checkpoint_iteration(_last_checkpoint(output)) >= 19, process, output)  # 2 saved
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    newest = _last_checkpoint(output)
+    newest_iteration = _checkpoint_iteration(newest)
+    assert 19 <= newest_iteration < MAX_ITER - 1
+    previous = output / f"model_{newest_iteration - 10:07d}.pth"
+    assert previous.exists()
+    # What an in-place writer leaves when killed mid-save: the pointer names a half-written file ...
+    with open(newest, "rb") as f:
+        head = f.read(os.path.getsize(newest) // 2)
+    with open(newest, "wb") as f:
+        f.write(head)
+    with pytest.raises(Exception):  # (negative control: the file is really unreadable)
+        _load(newest)
+    # ... and what an atomic save leaves: a partial file next to the intact ones.
+    with open(output / f"model_{newest_iteration + 10:07d}.pth.partial", "wb") as f:
+        f.write(head[:1000])
+
+    log = _run(output, checkpoint_period=10, resume=True)
+    assert f"Cannot resume from {newest}" in log
+    assert f"Resuming from {previous}, the newest intact checkpoint" in log
+    assert f"Ignoring {output / f'model_{newest_iteration + 10:07d}.pth.partial'}" in log
+    assert f"Starting training from iteration {newest_iteration - 10 + 1}" in log
+    assert _load(output / "model_final.pth")["iteration"] == MAX_ITER - 1
