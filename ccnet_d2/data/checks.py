@@ -35,12 +35,17 @@ coco/
   {train,val}2017/*.jpg
   (panoptic_*: panoptic_{train,val}2017/*.png, panoptic_stuff_{train,val}2017/*.png)""",
     "lip_": """\
-LIP/
+LIP/                                             (the official release)
   TrainVal_images/train_images/*.jpg
   TrainVal_images/val_images/*.jpg
   TrainVal_images/train_id.txt  TrainVal_images/val_id.txt
   TrainVal_parsing_annotations/train_segmentations/*.png
-  TrainVal_parsing_annotations/val_segmentations/*.png""",
+  TrainVal_parsing_annotations/val_segmentations/*.png
+or
+LIP/                                             (the flat layout of CE2P / SCHP)
+  {train,val}_images/*.jpg
+  {train,val}_segmentations/*.png
+  {train,val}_id.txt""",
     "voc_2012_sem_seg_": """\
 VOCdevkit/VOC2012/
   JPEGImages/*.jpg

@@ -2,6 +2,7 @@
 
 Detectron2 (and ccnet_d2) register datasets with the root read at import, so changing the variable
 inside a test is not enough: the fixture re-registers, then restores the original registration.
+``register_datasets(root)`` registers again, for registrations that look at the files (LIP's layout).
 """
 import os
 
@@ -35,3 +36,9 @@ def dataset_root(tmp_path, monkeypatch):
     yield tmp_path
     _register_all(original)
 
+
+
+@pytest.fixture
+def register_datasets(dataset_root):
+    """Register every dataset family again under a root, after the test wrote its files there."""
+    return _register_all

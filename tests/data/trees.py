@@ -23,8 +23,19 @@ def _write_png(path, array, palette=None):
     image.save(path)
 
 
-def make_lip_tree(root, splits=(("train", 3), ("val", 2)), size=(40, 30), seed=0):
-    """LIP/TrainVal_images/{split}_images, TrainVal_parsing_annotations/{split}_segmentations, {split}_id.txt.
+# LIP's two layouts: split -> (image folder, label folder, id list), written out as each code base reads them.
+LIP_TREES = {
+    "official": lambda split: (f"LIP/TrainVal_images/{split}_images",
+                               f"LIP/TrainVal_parsing_annotations/{split}_segmentations",
+                               f"LIP/TrainVal_images/{split}_id.txt"),
+    "flat": lambda split: (f"LIP/{split}_images", f"LIP/{split}_segmentations", f"LIP/{split}_id.txt"),
+}
+
+
+def make_lip_tree(root, splits=(("train", 3), ("val", 2)), size=(40, 30), seed=0, layout="official"):
+    """The official release (LIP/TrainVal_images/{split}_images, TrainVal_parsing_annotations/{split}_segmentations,
+    TrainVal_images/{split}_id.txt) or the CE2P / SCHP flat layout (LIP/{split}_images, {split}_segmentations,
+    {split}_id.txt).
 
     Returns {split: {image_id: label array}}.
     """
@@ -32,16 +43,15 @@ def make_lip_tree(root, splits=(("train", 3), ("val", 2)), size=(40, 30), seed=0
     height, width = size
     labels = {}
     for split, count in splits:
+        image_dir, label_dir, id_file = LIP_TREES[layout](split)
         ids = [f"{100 + i}_{seed}{i:05d}" for i in range(count)]
         labels[split] = {}
         for image_id in ids:
-            _write_jpg(os.path.join(root, "LIP/TrainVal_images", f"{split}_images", image_id + ".jpg"),
-                       height, width, rng)
+            _write_jpg(os.path.join(root, image_dir, image_id + ".jpg"), height, width, rng)
             label = rng.integers(0, 20, (height, width), dtype=np.uint8)
-            _write_png(os.path.join(root, "LIP/TrainVal_parsing_annotations", f"{split}_segmentations",
-                                    image_id + ".png"), label)
+            _write_png(os.path.join(root, label_dir, image_id + ".png"), label)
             labels[split][image_id] = label
-        with open(os.path.join(root, "LIP/TrainVal_images", f"{split}_id.txt"), "w") as f:
+        with open(os.path.join(root, id_file), "w") as f:
             f.write("".join(i + "\n" for i in ids))
     return labels
 
