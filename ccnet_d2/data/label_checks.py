@@ -10,7 +10,8 @@ from typing import Tuple
 import numpy as np
 from PIL import Image
 
-__all__ = ["SINGLE_CHANNEL_MODES", "check_label_file", "check_label_values", "load_checked_label"]
+__all__ = ["SINGLE_CHANNEL_MODES", "check_label_file", "check_label_matches_image", "check_label_values",
+           "load_checked_label"]
 
 # PIL modes of single-channel integer images (8-bit, 32-bit, 16-bit).
 SINGLE_CHANNEL_MODES = ("L", "I", "I;16", "I;16B", "I;16L")
@@ -47,3 +48,12 @@ def load_checked_label(path: str, num_classes: int, ignore_label: int, dtype=int
         labels = np.array(image, dtype=dtype)
     check_label_values(labels, path, num_classes, ignore_label)
     return labels
+
+
+def check_label_matches_image(label_path: str, label_shape: Tuple[int, int], image_path: str) -> None:
+    """Refuse a label whose (height, width) differs from its image's (read from the image header only)."""
+    with Image.open(image_path) as image:
+        width, height = image.size
+    if (height, width) != tuple(label_shape):
+        raise ValueError(f"label {label_path!r} is {label_shape[1]}x{label_shape[0]} (WxH) but its image "
+                         f"{image_path!r} is {width}x{height}")

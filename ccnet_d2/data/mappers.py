@@ -1,12 +1,10 @@
 """The training mapper: Detectron2's ``DatasetMapper`` with the semantic-segmentation augmentations and
 checks that name the sample's files."""
-from PIL import Image
-
 from detectron2.data import DatasetMapper
 from detectron2.modeling import META_ARCH_REGISTRY, SemanticSegmentor
 
 from .augmentations import build_semantic_train_augmentations
-from .label_checks import load_checked_label
+from .label_checks import check_label_matches_image, load_checked_label
 
 __all__ = ["CheckedSemSegDatasetMapper", "build_train_mapper", "is_semantic_segmentation"]
 
@@ -25,10 +23,7 @@ class CheckedSemSegDatasetMapper(DatasetMapper):
         image_file, label_file = dataset_dict["file_name"], dataset_dict.get("sem_seg_file_name")
         if label_file is not None:  # the whole label, before any crop can hide a bad value
             labels = load_checked_label(label_file, self.num_classes, self.ignore_label)
-            with Image.open(image_file) as image:  # the header only
-                if image.size != labels.shape[::-1]:
-                    raise ValueError(f"label {label_file!r} is {labels.shape[1]}x{labels.shape[0]} (WxH) but its "
-                                     f"image {image_file!r} is {image.size[0]}x{image.size[1]}")
+            check_label_matches_image(label_file, labels.shape, image_file)
         try:
             mapped = super().__call__(dataset_dict)
         except Exception as e:  # decoding errors (a truncated JPEG, ...) name no file on their own

@@ -1,0 +1,69 @@
+"""A full scan of a registered dataset: every sample that would stop training or evaluation, with its path.
+
+Training and evaluation stop at the first bad sample (``CheckedSemSegDatasetMapper``, the evaluator's
+label loader), possibly hours in. The scan decodes every image and label of a dataset up front and
+reports all of them at once, with the same label checks (``ccnet_d2.data.label_checks``).
+"""
+from typing import List
+
+import tqdm
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from PIL import Image
+
+from .checks import check_dataset_available
+from .label_checks import check_label_matches_image, load_checked_label
+
+__all__ = ["scan_record", "scan_dataset"]
+
+
+def _decode_image(path: str):
+    """The (width, height) of a fully decoded image; an error naming the file when it cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            image.load()  # the header alone would pass a truncated file
+            return image.size
+    except Exception as e:
+        raise ValueError(f"image {path!r} cannot be decoded ({type(e).__name__}: {e})") from e
+
+
+def scan_record(record: dict, num_classes: int, ignore_label: int) -> List[str]:
+    """The problems of one dataset record (empty when it is sound), each naming its file: an image that
+    cannot be decoded or whose size differs from the record's ``height``/``width``, a label that is not
+    single-channel class ids, holds values outside the classes and ``ignore_label``, or differs in size
+    from its image."""
+    problems = []
+    image_file, label_file = record["file_name"], record.get("sem_seg_file_name")
+    try:
+        width, height = _decode_image(image_file)
+        if (record.get("height", height), record.get("width", width)) != (height, width):
+            problems.append(f"image {image_file!r} is {width}x{height} (WxH) but its record says "
+                            f"{record['width']}x{record['height']}")
+    except ValueError as e:
+        problems.append(str(e))
+        image_file = None
+    if label_file is not None:
+        try:
+            labels = load_checked_label(label_file, num_classes, ignore_label)
+            if image_file is not None:
+                check_label_matches_image(label_file, labels.shape, image_file)
+        except Exception as e:  # the label checks' ValueErrors, and labels that cannot be decoded
+            problems.append(str(e) if isinstance(e, ValueError) else
+                            f"label {label_file!r} cannot be decoded ({type(e).__name__}: {e})")
+    return problems
+
+
+def scan_dataset(dataset_name: str, progress: bool = True) -> List[str]:
+    """Every problem of every record of a registered dataset (:func:`scan_record`), with a progress bar.
+
+    The classes are the metadata's ``stuff_classes`` (semantic segmentation), the ignore value its
+    ``ignore_label`` (default 255). A dataset whose files are missing raises FileNotFoundError first.
+    """
+    check_dataset_available(dataset_name)
+    records = DatasetCatalog.get(dataset_name)
+    metadata = MetadataCatalog.get(dataset_name)
+    num_classes = len(metadata.get("stuff_classes", [])) or 256  # no class list: any 8-bit value is a class
+    ignore_label = metadata.get("ignore_label", 255)
+    problems = []
+    for record in tqdm.tqdm(records, desc=dataset_name, unit="image", disable=not progress):
+        problems += scan_record(record, num_classes, ignore_label)
+    return problems
