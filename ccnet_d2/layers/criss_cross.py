@@ -33,6 +33,9 @@ def check_attention_inputs(query: torch.Tensor, key: torch.Tensor, value: torch.
         if not t.is_floating_point():
             raise TypeError(f"criss_cross_attention: {name} must be a floating-point tensor "
                             f"(float32, float16, bfloat16 or float64), got {t.dtype}")
+    if query.shape[2] < 1 or query.shape[3] < 1:  # the compiled op refuses them too
+        raise ValueError(f"criss_cross_attention: H and W must be >= 1 (each pixel attends to its row and "
+                         f"column), got query of shape {tuple(query.shape)}")
     if query.shape != key.shape:
         raise ValueError("criss_cross_attention: query and key must have the same shape [B, C', H, W], "
                          f"got query {tuple(query.shape)} and key {tuple(key.shape)}")
