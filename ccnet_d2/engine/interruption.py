@@ -39,6 +39,11 @@ class SaveOnSignal(HookBase):
     def _on_signal(self, signum, frame):
         self._received = signum
         signal.signal(signum, self._previous_handlers[signum])  # a second signal is not deferred
+        # The DataLoader's workers, in the same process group or job step, get the signal too and die;
+        # PyTorch's SIGCHLD handler would then raise in the middle of this step or of the save. The
+        # batches they already made finish this step; the run stops after it.
+        if hasattr(signal, "SIGCHLD"):  # POSIX
+            self._previous_handlers.setdefault(signal.SIGCHLD, signal.signal(signal.SIGCHLD, signal.SIG_DFL))
 
     def before_train(self):
         if threading.current_thread() is threading.main_thread():  # Python handles signals there only

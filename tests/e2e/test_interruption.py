@@ -2,7 +2,7 @@
 checkpoint half written, continues with ``--resume`` from where it stopped.
 
 The stopped run is compared with an uninterrupted one of the same seed: up to the stop they are the
-same computation (one thread, data loaded in the main process), so the checkpoint written on SIGTERM
+same computation (one thread, the same seeds for the loader's workers), so the checkpoint written on SIGTERM
 must equal, tensor for tensor, the uninterrupted run's checkpoint at that iteration. After resuming,
 Detectron2's sampler and augmentations start again from their seed, so the images differ from the
 uninterrupted run's from there on: the iteration count and the learning-rate schedule are compared
@@ -24,32 +24,35 @@ pytestmark = pytest.mark.slow
 
 MAX_ITER = 100
 TINY = ["SOLVER.MAX_ITER", str(MAX_ITER), "SOLVER.IMS_PER_BATCH", "2", "INPUT.CROP.SIZE", "(48, 48)",
-        "DATALOADER.NUM_WORKERS", "0", "DATASETS.TEST", "()", "SEED", "0"]
+        "DATASETS.TEST", "()", "SEED", "0"]
+WORKERS = ["DATALOADER.NUM_WORKERS", "2"]  # they get the signal too, as in a real job
 
 
-def _command(output_dir, checkpoint_period, resume=False):
+def _command(output_dir, checkpoint_period, resume=False, opts=()):
     return [sys.executable, os.path.join(REPO_ROOT, "tools/train_net.py"), "--config-file", TOY_SEMANTIC_CONFIG,
             *(["--resume"] if resume else []), *TINY, "SOLVER.CHECKPOINT_PERIOD", str(checkpoint_period),
-            "OUTPUT_DIR", str(output_dir)]
+            "OUTPUT_DIR", str(output_dir), *opts]
 
 
 def _env():
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO_ROOT)
 
 
-def _run(output_dir, checkpoint_period, resume=False):
-    result = subprocess.run(_command(output_dir, checkpoint_period, resume), cwd=REPO_ROOT, env=_env(),
+def _run(output_dir, checkpoint_period, resume=False, opts=()):
+    result = subprocess.run(_command(output_dir, checkpoint_period, resume, opts), cwd=REPO_ROOT, env=_env(),
                             capture_output=True, text=True, timeout=300)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     return log
 
 
-def _start(output_dir, checkpoint_period):
+def _start(output_dir, checkpoint_period, opts=()):
+    """The run in a session of its own, so that its process group can be signalled as a terminal or a
+    scheduler signals a job."""
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "console.txt"), "w") as console:
-        return subprocess.Popen(_command(output_dir, checkpoint_period), cwd=REPO_ROOT, env=_env(),
-                                stdout=console, stderr=subprocess.STDOUT)
+        return subprocess.Popen(_command(output_dir, checkpoint_period, opts=opts), cwd=REPO_ROOT, env=_env(),
+                                stdout=console, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _wait_until(condition, process, output_dir, timeout=240):
@@ -104,9 +107,11 @@ def _assert_same_state(a, b):
 
 def test_sigterm_saves_the_current_iteration_and_resume_continues_from_it(tmp_path):
     stopped, reference = tmp_path / "stopped", tmp_path / "reference"
-    process = _start(stopped, checkpoint_period=1000)  # no periodic checkpoint: only the signal saves one
+    # No periodic checkpoint: only the signal saves one. The whole process group gets the signal, the
+    # DataLoader's workers too, which die (the run must still finish its step and save).
+    process = _start(stopped, checkpoint_period=1000, opts=WORKERS)
     _wait_until(lambda: _metrics(stopped), process, stopped)  # iteration 19 written
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGTERM)
     assert process.wait(timeout=120) == 128 + signal.SIGTERM
     saved_path = _last_checkpoint(stopped)
     saved = _load(saved_path)
@@ -116,10 +121,10 @@ def test_sigterm_saves_the_current_iteration_and_resume_continues_from_it(tmp_pa
     with open(stopped / "console.txt") as f:
         assert f"Stopped by SIGTERM after iteration {stop}" in f.read()
 
-    _run(reference, checkpoint_period=stop + 1)  # uninterrupted, with a checkpoint at the same iteration
+    _run(reference, checkpoint_period=stop + 1, opts=WORKERS)  # uninterrupted, a checkpoint at the same iteration
     _assert_same_state(saved, _load(reference / f"model_{stop:07d}.pth"))
 
-    log = _run(stopped, checkpoint_period=1000, resume=True)
+    log = _run(stopped, checkpoint_period=1000, resume=True, opts=WORKERS)
     assert f"Starting training from iteration {stop + 1}" in log
     resumed, uninterrupted = _metrics(stopped), {m["iteration"]: m for m in _metrics(reference)}
     iterations = [m["iteration"] for m in resumed]
@@ -133,7 +138,7 @@ def test_sigterm_saves_the_current_iteration_and_resume_continues_from_it(tmp_pa
 
 def test_resume_after_sigkill_during_a_save_falls_back_to_the_previous_checkpoint(tmp_path):
     output = tmp_path / "killed"
-    process = _start(output, checkpoint_period=10)
+    process = _start(output, checkpoint_period=10, opts=["DATALOADER.NUM_WORKERS", "0"])
     _wait_until(lambda: _checkpoint_iteration(_last_checkpoint(output)) >= 19, process, output)  # 2 saved
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
@@ -153,7 +158,7 @@ def test_resume_after_sigkill_during_a_save_falls_back_to_the_previous_checkpoin
     with open(output / f"model_{newest_iteration + 10:07d}.pth.partial", "wb") as f:
         f.write(head[:1000])
 
-    log = _run(output, checkpoint_period=10, resume=True)
+    log = _run(output, checkpoint_period=10, resume=True, opts=["DATALOADER.NUM_WORKERS", "0"])
     assert f"Cannot resume from {newest}" in log
     assert f"Resuming from {previous}, the newest intact checkpoint" in log
     assert f"Ignoring {output / f'model_{newest_iteration + 10:07d}.pth.partial'}" in log
