@@ -11,7 +11,7 @@ import argparse
 import sys
 
 import ccnet_d2  # noqa: F401  (registers the project's datasets)
-from ccnet_d2.data.scan import scan_dataset
+from ccnet_d2.data import scan_dataset
 
 
 def main(argv=None) -> int:

@@ -8,3 +8,4 @@ from .augmentations import (
 )
 from .checks import check_dataset_available
 from .mappers import build_train_mapper, is_semantic_segmentation
+from .scan import scan_dataset

@@ -1,10 +1,13 @@
 """replace_sync_batchnorm_on_cpu: torch's SyncBatchNorm (which refuses CPU tensors in a multi-process run)
-becomes Detectron2's NaiveSyncBatchNorm with the same parameters, statistics and state-dict keys."""
+becomes Detectron2's NaiveSyncBatchNorm with the same parameters, statistics and state-dict keys; and
+create_ddp_model refuses a CPU model in processes joined over NCCL with the remedy."""
+import pytest
 import torch
 from detectron2.layers import NaiveSyncBatchNorm
 from torch import nn
 
-from ccnet_d2.engine.distributed import replace_sync_batchnorm_on_cpu
+from ccnet_d2.engine import distributed
+from ccnet_d2.engine.distributed import create_ddp_model, replace_sync_batchnorm_on_cpu
 
 
 def _model():
@@ -38,3 +41,10 @@ def test_every_sync_batchnorm_is_replaced_with_its_state():
 def test_a_model_without_sync_batchnorm_is_left_alone():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
     assert replace_sync_batchnorm_on_cpu(model) is model and type(model[1]) is nn.BatchNorm2d
+
+
+def test_a_cpu_model_over_nccl_names_the_remedy(monkeypatch):
+    monkeypatch.setattr(distributed.comm, "get_world_size", lambda: 2)
+    monkeypatch.setattr(distributed.dist, "get_backend", lambda: "nccl")
+    with pytest.raises(RuntimeError, match="MODEL.DEVICE is 'cpu' but the processes talk over NCCL.*CUDA_VISIBLE_DEVICES="):
+        create_ddp_model(nn.Linear(2, 2))
