@@ -1,7 +1,7 @@
 """The Trainer used by ``tools/train_net.py``: Detectron2's DefaultTrainer with the project's evaluator
 selection, training mapper, poly learning-rate schedule and test-time augmentation, checkpoints that
-survive interruption, and multi-process training on CPU. Everything else (hooks, ``--resume``,
-multi-GPU) is Detectron2's."""
+survive interruption, and multi-process training on CPU. Everything else (the other hooks, multi-GPU
+training) is Detectron2's."""
 import contextlib
 import logging
 
