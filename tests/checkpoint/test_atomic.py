@@ -1,7 +1,10 @@
 """AtomicCheckpointer: a save that fails half way leaves the previous files as they were; resuming skips
 unreadable checkpoints, newest first, and names them all when none is readable."""
 import logging
+import multiprocessing
 import os
+import signal
+import time
 
 import pytest
 import torch
@@ -47,6 +50,35 @@ def test_a_save_interrupted_half_way_leaves_the_previous_checkpoint_and_pointer(
     assert checkpointer.get_checkpoint_file() == str(tmp_path / "model_0000009.pth")
     monkeypatch.undo()
     assert _checkpointer(tmp_path).resume_or_load("", resume=True)["iteration"] == 9
+
+
+def _save_slowly(folder):
+    """A save that writes the start of its file, then takes a minute (killed before it ends)."""
+    def slow_save(data, f):
+        f.write(b"PK\x03\x04 the first bytes")
+        f.flush()
+        time.sleep(60)
+
+    atomic.torch.save = slow_save  # in this child process only
+    _checkpointer(folder, 2.0).save("model_0000019", iteration=19)
+
+
+def test_sigkill_during_a_save_leaves_the_previous_checkpoint_and_pointer(tmp_path, caplog):
+    _checkpointer(tmp_path, 1.0).save("model_0000009", iteration=9)
+    child = multiprocessing.get_context("fork").Process(target=_save_slowly, args=(str(tmp_path),))
+    child.start()
+    partial = tmp_path / ("model_0000019.pth" + PARTIAL_SUFFIX)
+    deadline = time.monotonic() + 30
+    while not (partial.exists() and partial.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    assert child.exitcode == -signal.SIGKILL
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000009.pth", partial.name]
+    fresh = _checkpointer(tmp_path, 0.0)
+    with caplog.at_level(logging.WARNING, logger=atomic.__name__):
+        assert fresh.resume_or_load("", resume=True)["iteration"] == 9
+    assert torch.all(fresh.model.weight == 1.0) and f"Ignoring {partial}" in caplog.text
 
 
 def test_resume_skips_a_truncated_newest_checkpoint_with_a_warning(tmp_path, caplog):
