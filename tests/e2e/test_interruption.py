@@ -138,15 +138,18 @@ def test_sigterm_saves_the_current_iteration_and_resume_continues_from_it(tmp_pa
 
 def test_resume_after_sigkill_during_a_save_falls_back_to_the_previous_checkpoint(tmp_path):
     output = tmp_path / "killed"
-    process = _start(output, checkpoint_period=10, opts=["DATALOADER.NUM_WORKERS", "0"])
-    _wait_until(lambda: _checkpoint_iteration(_last_checkpoint(output)) >= 19, process, output)  # 2 saved
+    # A period the writers' (20) does not divide: metrics.json gets the checkpoints' iterations on top.
+    process = _start(output, checkpoint_period=30, opts=["DATALOADER.NUM_WORKERS", "0"])
+    _wait_until(lambda: _checkpoint_iteration(_last_checkpoint(output)) >= 59, process, output)  # 2 saved
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     newest = _last_checkpoint(output)
     newest_iteration = _checkpoint_iteration(newest)
-    assert 19 <= newest_iteration < MAX_ITER - 1
-    previous = output / f"model_{newest_iteration - 10:07d}.pth"
+    assert 59 <= newest_iteration < MAX_ITER - 1
+    previous = output / f"model_{newest_iteration - 30:07d}.pth"
     assert previous.exists()
+    # The loss history reaches every checkpoint before the newest (29 is not a multiple of the writers' period).
+    assert set(range(29, newest_iteration, 30)) <= {m["iteration"] for m in _metrics(output)}
     # What an in-place writer leaves when killed mid-save: the pointer names a half-written file ...
     with open(newest, "rb") as f:
         head = f.read(os.path.getsize(newest) // 2)
@@ -155,12 +158,12 @@ def test_resume_after_sigkill_during_a_save_falls_back_to_the_previous_checkpoin
     with pytest.raises(Exception):  # (negative control: the file is really unreadable)
         _load(newest)
     # ... and what an atomic save leaves: a partial file next to the intact ones.
-    with open(output / f"model_{newest_iteration + 10:07d}.pth.partial", "wb") as f:
+    with open(output / f"model_{newest_iteration + 30:07d}.pth.partial", "wb") as f:
         f.write(head[:1000])
 
-    log = _run(output, checkpoint_period=10, resume=True, opts=["DATALOADER.NUM_WORKERS", "0"])
+    log = _run(output, checkpoint_period=30, resume=True, opts=["DATALOADER.NUM_WORKERS", "0"])
     assert f"Cannot resume from {newest}" in log
     assert f"Resuming from {previous}, the newest intact checkpoint" in log
-    assert f"Ignoring {output / f'model_{newest_iteration + 10:07d}.pth.partial'}" in log
-    assert f"Starting training from iteration {newest_iteration - 10 + 1}" in log
+    assert f"Ignoring {output / f'model_{newest_iteration + 30:07d}.pth.partial'}" in log
+    assert f"Starting training from iteration {newest_iteration - 30 + 1}" in log
     assert _load(output / "model_final.pth")["iteration"] == MAX_ITER - 1
