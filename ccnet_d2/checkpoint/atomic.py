@@ -83,12 +83,15 @@ class AtomicCheckpointer(DetectionCheckpointer):
         skipped = []
         for candidate in self.resume_candidates():
             try:
-                self._read_ahead = (candidate, self._torch_load(candidate))
+                data = self._torch_load(candidate)
+                if not isinstance(data, dict) or "iteration" not in data:
+                    raise ValueError("not a training checkpoint (no 'iteration'; weights only?)")
             except Exception as e:  # truncated, empty, missing, not a checkpoint: any of them
                 reason = f"{type(e).__name__}: {e}".strip()
                 _logger.warning("Cannot resume from %s (%s); trying the previous checkpoint", candidate, reason)
                 skipped.append(f"{candidate} ({reason})")
                 continue
+            self._read_ahead = (candidate, data)
             if skipped:
                 _logger.warning("Resuming from %s, the newest intact checkpoint", candidate)
             return self.load(candidate)

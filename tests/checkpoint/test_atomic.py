@@ -106,9 +106,11 @@ def test_resume_prefers_the_newest_of_the_other_checkpoints_and_names_partial_fi
         os.utime(tmp_path / f"model_{iteration:07d}.pth", (iteration, iteration))  # distinct times, in order
     (tmp_path / "model_0000029.pth").write_bytes(b"")
     (tmp_path / ("model_0000039.pth" + PARTIAL_SUFFIX)).write_bytes(b"PK")
+    torch.save({"model": checkpointer.model.state_dict()}, tmp_path / "weights_only.pth")  # newer still
     with caplog.at_level(logging.WARNING, logger=atomic.__name__):
         assert _checkpointer(tmp_path).resume_or_load("", resume=True)["iteration"] == 19
     assert f"Ignoring {tmp_path / ('model_0000039.pth' + PARTIAL_SUFFIX)}" in caplog.text
+    assert f"Cannot resume from {tmp_path / 'weights_only.pth'} (ValueError: not a training checkpoint" in caplog.text
 
 
 def test_resume_with_no_readable_checkpoint_names_every_file_tried(tmp_path):
