@@ -45,8 +45,8 @@ def write_atomically(path: str, write: Callable, mode: str = "wb") -> None:
 
 class AtomicCheckpointer(DetectionCheckpointer):
     """``DetectionCheckpointer`` (local ``save_dir``) whose files are written with :func:`write_atomically`,
-    and whose ``resume_or_load(resume=True)`` falls back to the newest readable checkpoint, logging every
-    file it skips and why."""
+    and whose ``resume_or_load(resume=True)`` falls back to the newest readable training checkpoint (one
+    with an ``iteration``), logging every file it skips and why."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
