@@ -7,4 +7,5 @@ from .augmentations import (
     build_semantic_train_augmentations,
 )
 from .checks import check_dataset_available
+from .clip_mapper import ClipDatasetMapper, build_clip_mapper
 from .mappers import build_train_mapper, is_semantic_segmentation
