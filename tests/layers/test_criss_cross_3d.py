@@ -13,6 +13,7 @@ from ccnet_d2.layers import (
 from tests.common import build_cfg, config_path
 
 from .reference import cross_positions_3d, loop_criss_cross_3d
+from .test_modules import _randomize
 
 
 def _qkv(shape, value_channels=3, seed=0, dtype=torch.float64):
@@ -96,14 +97,6 @@ def test_no_compiled_backend():
         criss_cross_attention_3d(q, q, q, backend="cuda")
     with pytest.raises(ValueError, match="CrissCrossAttention3d: backend must be one of"):
         CrissCrossAttention3d(8, backend="cuda")
-
-
-def _randomize(module, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
-    return module
 
 
 def test_cca3d_module_matches_the_loop_and_starts_as_identity():

@@ -7,27 +7,17 @@ import pytest
 import torch
 
 from detectron2.engine import DefaultPredictor
-from detectron2.modeling import build_model
 
 from ccnet_d2.data import build_clip_mapper
 from ccnet_d2.engine import ClipPredictor
 from ccnet_d2.layers import RCCA3d
 from ccnet_d2.modeling.heads import CCNetVideoHead
 from ccnet_d2.modeling.meta_arch import CCNetSegmentor, CCNetVideoSegmentor
-from tests.common import TOY_VIDEO_CONFIG, VIDEO_CONFIG_FOLDERS, build_cfg, find_configs
+from tests.common import TOY_VIDEO_CONFIG, VIDEO_CONFIG_FOLDERS, find_configs
 
-from .test_ccnet_model import NARROW
+from .test_ccnet_model import NARROW, _cfg, _model
 
 VIDEO_CONFIGS = find_configs(VIDEO_CONFIG_FOLDERS)
-
-
-def _cfg(path, *overrides):
-    return build_cfg(path, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *overrides)
-
-
-def _model(path, *overrides):
-    torch.manual_seed(0)
-    return build_model(_cfg(path, *overrides))
 
 
 def _clip(length, size=(29, 35), seed=0):
