@@ -39,7 +39,7 @@ class CrissCrossAttention(nn.Module):
     module starts as the identity and pretrained networks keep their outputs at step 0."""
 
     backends = BACKENDS
-    layout = "H, W"  # the spatial axes of the input, for error messages
+    spatial_axes = ("H", "W")  # of the input [B, C, H, W]
 
     def __init__(self, in_channels: int, reduction: int = 8, backend: str = "auto"):
         super().__init__()
@@ -57,9 +57,9 @@ class CrissCrossAttention(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2 + len(self.layout.split(", ")) or x.shape[1] != self.in_channels:
-            raise ValueError(f"{type(self).__name__}: expected input [B, {self.in_channels}, {self.layout}], "
-                             f"got {tuple(x.shape)}")
+        if x.dim() != 2 + len(self.spatial_axes) or x.shape[1] != self.in_channels:
+            raise ValueError(f"{type(self).__name__}: expected input [B, {self.in_channels}, "
+                             f"{', '.join(self.spatial_axes)}], got {tuple(x.shape)}")
         return self.gamma * self.attend(x) + x
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
@@ -178,7 +178,7 @@ class CrissCrossAttention3d(CrissCrossAttention):
     (T+H+W-2 positions per voxel), ``gamma * attention + x`` with gamma starting at 0."""
 
     backends = BACKENDS_3D
-    layout = "T, H, W"
+    spatial_axes = ("T", "H", "W")
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         query, key, value = (per_frame(conv, x) for conv in (self.query_conv, self.key_conv, self.value_conv))
