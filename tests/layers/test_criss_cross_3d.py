@@ -135,3 +135,15 @@ def test_rcca3d_is_built_from_a_config():
     module = RCCA3d(cfg, channels=16)
     assert module.recurrence == 2 and module.attention.query_conv.out_channels == 4
     assert isinstance(module.attention, CrissCrossAttention3d)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float32, 1e-5), (torch.float16, 2e-3), (torch.bfloat16, 2e-2)])
+def test_cuda_tensors_match_the_cpu_result(dtype, tolerance):
+    q, k, v = _qkv((2, 8, 5, 17, 23), value_channels=16, dtype=torch.float32)
+    q, k, v = (t.to(dtype) for t in (q, k, v))
+    out = criss_cross_attention_3d(q.cuda(), k.cuda(), v.cuda())
+    assert out.dtype == dtype and out.is_cuda
+    expected = criss_cross_attention_3d(q.float(), k.float(), v.float())
+    torch.testing.assert_close(out.float().cpu(), expected, rtol=tolerance, atol=tolerance)
