@@ -12,5 +12,6 @@ from .layers import (
     criss_cross_attention_map,
     pixel_attention_map,
 )
+from .layers import RCCA3d, CrissCrossAttention3d, criss_cross_attention_3d
 
 __version__ = "0.1.0"

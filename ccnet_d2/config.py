@@ -15,6 +15,7 @@ def add_ccnet_config(cfg):
     _add_instance_config(cfg)
     _add_semantic_config(cfg)
     _add_data_config(cfg)
+    _add_video_config(cfg)
     return cfg
 
 
@@ -111,3 +112,11 @@ def _add_data_config(cfg):
     if "SINGLE_CATEGORY_MAX_AREA" not in cfg.INPUT.CROP:  # also defined by add_deeplab_config
         # Largest area ratio one category may take in a training crop (1.0 disables the constraint).
         cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 1.0
+
+
+def _add_video_config(cfg):
+    """Keys of the video model's clips (CCNetVideoSegmentor, ClipDatasetMapper, ClipPredictor)."""
+    # Frames per clip T (odd): the labelled/predicted frame and (T-1)/2 frames on each side; 1 = single images.
+    cfg.INPUT.CLIP_LENGTH = 1
+    # Spacing of the clip's frames in the source video, in frames (CamVid: 30 Hz).
+    cfg.INPUT.CLIP_FRAME_STEP = 1

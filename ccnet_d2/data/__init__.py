@@ -7,5 +7,6 @@ from .augmentations import (
     build_semantic_train_augmentations,
 )
 from .checks import check_dataset_available
+from .clip_mapper import ClipDatasetMapper, build_clip_mapper
 from .mappers import build_train_mapper, is_semantic_segmentation
 from .scan import scan_dataset

@@ -54,6 +54,11 @@ VOCdevkit/VOC2012/
   SegmentationClassAug/*.png                     <- made by: python tools/prepare_voc_sbd.py
   ImageSets/Segmentation/train_aug.txt           <- made by: python tools/prepare_voc_sbd.py
 benchmark_RELEASE/dataset/{cls/*.mat,img/*.jpg,train.txt,val.txt}   (SBD, input of the preparation)""",
+    "camvid_": """\
+CamVid/
+  {train,val,test}/<seq>_<frame>.png             (SegNet's layout: 367 / 101 / 233 labelled frames)
+  {train,val,test}annot/<seq>_<frame>.png        (class ids 0-10, 11 = void)
+  frames/<seq>/<frame:06d>.png, frame_count.txt  <- made by: python tools/prepare_camvid.py (clips only)""",
     "voc_": """\
 VOC20{07,12}/
   Annotations/*.xml  JPEGImages/*.jpg  ImageSets/Main/{train,val,trainval,test}.txt""",

@@ -12,7 +12,7 @@ from detectron2.projects.deeplab import build_lr_scheduler as build_deeplab_lr_s
 from detectron2.utils import comm
 
 from ..checkpoint import AtomicCheckpointer, explain_checkpoint_errors
-from ..data import build_train_mapper, check_dataset_available
+from ..data import build_clip_mapper, build_train_mapper, check_dataset_available
 from ..evaluation import build_evaluator
 from .distributed import create_ddp_model, replace_sync_batchnorm_on_cpu
 from .interruption import SaveOnSignal
@@ -90,18 +90,19 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg):
         """Detectron2's loader with ``ccnet_d2.data.build_train_mapper(cfg)`` (semantic-segmentation
-        augmentations; None, i.e. the default DatasetMapper, for instance models). Checked here, before
+        augmentations; None, i.e. the default DatasetMapper, for instance models), or for a model of
+        clips ``build_clip_mapper(cfg, True)`` (the test loader likewise). Checked here, before
         the first iteration: the batch size, and that every training *and evaluation* dataset is
         where its registration points (a missing one fails with its expected folder tree)."""
         check_batch_size(cfg)
         for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST):
             check_dataset_available(name)
-        return build_detection_train_loader(cfg, mapper=build_train_mapper(cfg))
+        return build_detection_train_loader(cfg, mapper=build_clip_mapper(cfg, True) or build_train_mapper(cfg))
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
         check_dataset_available(dataset_name)
-        return build_detection_test_loader(cfg, dataset_name)
+        return build_detection_test_loader(cfg, dataset_name, mapper=build_clip_mapper(cfg, False))
 
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer):

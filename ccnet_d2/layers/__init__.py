@@ -9,5 +9,7 @@ from .criss_cross import (
 from .attention_maps import AttentionRecorder, compose_pixel_attention
 from .compiled_op import compiled_op_built, compiled_op_has_cuda_kernels, compiled_op_status
 from .modules import RCCA, CrissCrossAttention, RCCAHeadBlock, check_recurrence, get_activation
+from .criss_cross_3d import criss_cross_attention_3d
+from .modules import RCCA3d, CrissCrossAttention3d, per_frame
 
 __all__ = [k for k in globals().keys() if not k.startswith("_")]

@@ -6,7 +6,7 @@ the keys on the cross (no 1/sqrt(C') scale, as in the paper and the official cod
 over all H+W-1 positions; the output is the weighted sum of the values on the cross.
 """
 import logging
-from typing import Tuple
+from typing import List
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from . import compiled_op
 
 __all__ = ["criss_cross_attention", "criss_cross_attention_torch", "criss_cross_attention_map",
-           "pixel_attention_map", "check_attention_inputs", "BACKENDS"]
+           "pixel_attention_map", "check_attention_inputs", "line_attention", "BACKENDS"]
 
 BACKENDS = ("auto", "torch", "cuda")
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
@@ -22,64 +22,82 @@ _logger = logging.getLogger(__name__)
 _fallback_logged = False
 
 
-def check_attention_inputs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> None:
-    """Raise ValueError/TypeError naming the offending tensor when inputs break the contract."""
+def check_attention_inputs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
+                           spatial: str = "HW", op: str = "criss_cross_attention") -> None:
+    """Raise ValueError/TypeError naming the offending tensor when inputs break the contract.
+
+    ``spatial`` names the spatial axes after [B, C] ("HW" for images, "THW" for clips); ``op`` is the
+    operator named in the messages."""
+    rank = 2 + len(spatial)
+    layout = ", ".join(["B", "C", *spatial])
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, torch.Tensor):
-            raise TypeError(f"criss_cross_attention: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() != 4:
-            raise ValueError(f"criss_cross_attention: {name} must be 4-D [B, C, H, W], "
-                             f"got shape {tuple(t.shape)}")
+            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != rank:
+            raise ValueError(f"{op}: {name} must be {rank}-D [{layout}], got shape {tuple(t.shape)}")
         if not t.is_floating_point():
-            raise TypeError(f"criss_cross_attention: {name} must be a floating-point tensor "
+            raise TypeError(f"{op}: {name} must be a floating-point tensor "
                             f"(float32, float16, bfloat16 or float64), got {t.dtype}")
     if query.shape[2] < 1 or query.shape[3] < 1:  # the compiled op refuses them too
         raise ValueError(f"criss_cross_attention: H and W must be >= 1 (each pixel attends to its row and "
                          f"column), got query of shape {tuple(query.shape)}")
     if query.shape != key.shape:
-        raise ValueError("criss_cross_attention: query and key must have the same shape [B, C', H, W], "
+        qk_layout = ", ".join(["B", "C'", *spatial])
+        raise ValueError(f"{op}: query and key must have the same shape [{qk_layout}], "
                          f"got query {tuple(query.shape)} and key {tuple(key.shape)}")
-    b, _, h, w = query.shape
+    b = query.shape[0]
     if value.shape[0] != b or value.shape[2:] != query.shape[2:]:
-        raise ValueError(f"criss_cross_attention: value must be [B={b}, C, H={h}, W={w}] like the query, "
-                         f"got {tuple(value.shape)}")
+        sizes = ", ".join(f"{axis}={size}" for axis, size in zip(spatial, query.shape[2:]))
+        raise ValueError(f"{op}: value must be [B={b}, C, {sizes}] like the query, got {tuple(value.shape)}")
     if not (query.dtype == key.dtype == value.dtype):
-        raise TypeError("criss_cross_attention: query, key and value must share one dtype, got "
+        raise TypeError(f"{op}: query, key and value must share one dtype, got "
                         f"{query.dtype}, {key.dtype} and {value.dtype}")
     if not (query.device == key.device == value.device):
-        raise ValueError("criss_cross_attention: query, key and value must be on one device, got "
+        raise ValueError(f"{op}: query, key and value must be on one device, got "
                          f"{query.device}, {key.device} and {value.device}")
 
 
-def _cross_energies(query: torch.Tensor, key: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Row energies [B, H, W, W] and column energies [B, H, W, H] with the pixel itself masked to -inf
-    in the column, so that it is counted once (in its row)."""
-    h = query.shape[2]
-    row = torch.einsum("bchw,bchv->bhwv", query, key)
-    col = torch.einsum("bchw,bcgw->bhwg", query, key)
-    self_mask = torch.eye(h, dtype=torch.bool, device=query.device).view(1, h, 1, h)
-    col = col.masked_fill(self_mask, float("-inf"))
-    return row, col
+def _line_energies(query: torch.Tensor, key: torch.Tensor, axis: int, keep_self: bool) -> torch.Tensor:
+    """Energies [B, *S, L] between every position and the L positions of its line along tensor dim
+    ``axis``; the position itself is masked to -inf unless ``keep_self``."""
+    energies = torch.einsum("bc...l,bc...m->b...lm", query.movedim(axis, -1), key.movedim(axis, -1))
+    if not keep_self:
+        length = query.shape[axis]
+        self_mask = torch.eye(length, dtype=torch.bool, device=query.device)
+        energies = energies.masked_fill(self_mask, float("-inf"))
+    return energies.movedim(-2, axis - 1)
 
 
-def _cross_softmax(query: torch.Tensor, key: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """One softmax over the row and the column together; returns (row weights, column weights)."""
-    w = query.shape[3]
-    row, col = _cross_energies(query, key)
-    weights = F.softmax(torch.cat([row, col], dim=3), dim=3)
-    return weights[..., :w], weights[..., w:]
+def _line_softmax(query: torch.Tensor, key: torch.Tensor) -> List[torch.Tensor]:
+    """One softmax over the lines through every position of [B, C', *S] maps: returns the weights
+    [B, *S, L] of each line, from the last spatial axis (the row, which keeps the position itself,
+    so that it is counted once) to the first (column, then time), the others without the position."""
+    axes = list(range(query.dim() - 1, 1, -1))
+    energies = [_line_energies(query, key, axis, keep_self=axis == axes[0]) for axis in axes]
+    weights = F.softmax(torch.cat(energies, dim=-1), dim=-1)
+    return list(weights.split([query.shape[axis] for axis in axes], dim=-1))
+
+
+def line_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Criss-cross attention over every spatial axis of [B, C, *S] tensors (inputs already checked): the
+    PyTorch computation behind the 2D and 3D operators. fp16/bf16 inputs are computed in float32
+    (energies, softmax and aggregation) and the result is cast back to the input dtype."""
+    out_dtype = value.dtype
+    if out_dtype in _REDUCED_PRECISION:
+        query, key, value = query.float(), key.float(), value.float()
+    axes = range(value.dim() - 1, 1, -1)
+    out = 0
+    for axis, weights in zip(axes, _line_softmax(query, key)):
+        line = torch.einsum("b...lm,bc...m->bc...l", weights.movedim(axis - 1, -2), value.movedim(axis, -1))
+        out = out + line.movedim(-1, axis)
+    return out.to(out_dtype)
 
 
 def criss_cross_attention_torch(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     """Pure-PyTorch criss-cross attention (any device). fp16/bf16 inputs are computed in float32
     (energies, softmax and aggregation) and the result is cast back to the input dtype."""
     check_attention_inputs(query, key, value)
-    out_dtype = value.dtype
-    if out_dtype in _REDUCED_PRECISION:
-        query, key, value = query.float(), key.float(), value.float()
-    row_w, col_w = _cross_softmax(query, key)
-    out = torch.einsum("bhwv,bchv->bchw", row_w, value) + torch.einsum("bhwg,bcgw->bchw", col_w, value)
-    return out.to(out_dtype)
+    return line_attention(query, key, value)
 
 
 def _resolve_backend(backend: str, query: torch.Tensor) -> str:
@@ -132,7 +150,7 @@ def criss_cross_attention_map(query: torch.Tensor, key: torch.Tensor) -> torch.T
     """
     check_attention_inputs(query, key, key)
     b, _, h, w = query.shape
-    row_w, col_w = _cross_softmax(query.float(), key.float())  # [B,H,W,W], [B,H,W,H]
+    row_w, col_w = _line_softmax(query.float(), key.float())  # [B,H,W,W], [B,H,W,H]
     # Column entry i of pixel (h, w) is row i if i < h else i + 1: the pixel itself is skipped.
     i = torch.arange(h - 1, device=query.device).view(h - 1, 1)
     rows = i + (i >= torch.arange(h, device=query.device).view(1, h)).long()  # [H-1, H]

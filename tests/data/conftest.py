@@ -10,11 +10,12 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets.builtin import register_all_ade20k, register_all_cityscapes
 
+from ccnet_d2.data.datasets.camvid import register_all_camvid
 from ccnet_d2.data.datasets.lip import register_all_lip
 from ccnet_d2.data.datasets.voc import register_all_voc_sem_seg
 
 _PREFIXES = ("cityscapes_fine_instance_seg_", "cityscapes_fine_sem_seg_", "ade20k_sem_seg_", "lip_sem_seg_",
-             "voc_2012_sem_seg_")
+             "voc_2012_sem_seg_", "camvid_sem_seg_")
 
 
 def _register_all(root):
@@ -26,6 +27,7 @@ def _register_all(root):
     register_all_ade20k(root)
     register_all_lip(root)
     register_all_voc_sem_seg(root)
+    register_all_camvid(root)
 
 
 @pytest.fixture

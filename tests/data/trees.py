@@ -152,3 +152,54 @@ def make_voc_sbd_tree(root, voc_train=("2007_000032", "2007_000039"), voc_val=("
         with open(path, "w") as f:
             f.write("".join(i + "\n" for i in ids))
     return voc_labels, sbd_labels
+
+
+# CamVid: labelled frames per split (real naming styles, small frame numbers) and each sequence's length.
+CAMVID_NAMES = {"train": ["0001TP_000030", "0001TP_000060", "0006R0_f00006"], "val": ["0016E5_00012"],
+                "test": ["Seq05VD_f00000", "Seq05VD_f00030"]}
+CAMVID_SEQUENCE_FRAMES = {"0001TP": 70, "0006R0": 20, "0016E5": 25, "Seq05VD": 34}
+
+
+def camvid_source_frame(sequence, index, size=(72, 96)):
+    """Frame ``index`` of a generated 30 Hz sequence (BGR uint8): smooth noise plus a level that grows
+    with the index, so that every frame differs from its neighbours."""
+    rng = np.random.default_rng([sum(map(ord, sequence)), index])
+    small = rng.integers(0, 120, (size[0] // 8, size[1] // 8, 3)).astype(np.uint8)
+    image = np.asarray(Image.fromarray(small).resize(size[::-1], Image.BILINEAR)).astype(int)
+    return np.clip(image + (index * 2) % 120, 0, 255).astype(np.uint8)
+
+
+def make_camvid_tree(root, size=(36, 48), source_size=(72, 96), video_sequences=("0016E5",)):
+    """CamVid/{train,val,test}/<name>.png + {split}annot/<name>.png (SegNet's layout; ids 0-10 and 11)
+    and the 30 Hz source: ``camvid_source/<seq>/<index:06d>.png`` (numbered from 0), or
+    ``camvid_source/<seq>.avi`` (MJPG) for ``video_sequences``. Each labelled image is its source frame
+    resized to ``size`` as the preparation resizes. Returns ({split: {name: label}}, source folder)."""
+    import cv2
+
+    rng = np.random.default_rng(4)
+    source = os.path.join(root, "camvid_source")
+    for sequence, length in CAMVID_SEQUENCE_FRAMES.items():
+        frames = [camvid_source_frame(sequence, i, source_size) for i in range(length)]
+        if sequence in video_sequences:
+            os.makedirs(source, exist_ok=True)
+            writer = cv2.VideoWriter(os.path.join(source, sequence + ".avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30,
+                                     source_size[::-1])
+            for frame in frames:
+                writer.write(frame)
+            writer.release()
+        else:
+            os.makedirs(os.path.join(source, sequence), exist_ok=True)
+            for i, frame in enumerate(frames):
+                cv2.imwrite(os.path.join(source, sequence, f"{i:06d}.png"), frame)
+    labels = {}
+    for split, names in CAMVID_NAMES.items():
+        labels[split] = {}
+        for name in names:
+            sequence, index = name.split("_")[0], int(name.split("_")[1].lstrip("f"))
+            image = cv2.resize(camvid_source_frame(sequence, index, source_size), size[::-1], interpolation=cv2.INTER_AREA)
+            os.makedirs(os.path.join(root, "CamVid", split), exist_ok=True)
+            cv2.imwrite(os.path.join(root, "CamVid", split, name + ".png"), image)
+            label = rng.integers(0, 12, size, dtype=np.uint8)
+            _write_png(os.path.join(root, "CamVid", split + "annot", name + ".png"), label)
+            labels[split][name] = label
+    return labels, source

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 
-def _train_and_evaluate(dataset_root, output_dir, overrides):
-    command = [sys.executable, os.path.join(REPO, "tools/train_net.py"), "--config-file", TOY_CONFIG,
+def _train_and_evaluate(dataset_root, output_dir, overrides, config=TOY_CONFIG):
+    command = [sys.executable, os.path.join(REPO, "tools/train_net.py"), "--config-file", config,
                "SOLVER.MAX_ITER", "3", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.CHECKPOINT_PERIOD", "1000",
                "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(output_dir), *overrides]
     env = dict(os.environ, DETECTRON2_DATASETS=str(dataset_root))

@@ -72,7 +72,7 @@ def test_config_builds_and_trains_one_step_on_cpu(path):
     model.train()
     num_classes = cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
     inputs = _inputs(num_classes, sizes=((33, 41), (29, 35)))
-    inputs[0]["sem_seg"][:5] = 255  # some ignored pixels
+    inputs[0]["sem_seg"][:5] = cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE  # some ignored pixels (255; CamVid: 11)
     losses = model(inputs)
     expected = {"loss_sem_seg", "loss_sem_seg_aux"}
     if cfg.MODEL.CCNET.CONSISTENT_LOSS.ENABLED:

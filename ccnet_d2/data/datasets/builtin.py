@@ -6,8 +6,10 @@ toy dataset has its own root (``ccnet_d2.data.datasets.toy.toy_root``) and is ge
 """
 import os
 
+from .camvid import register_all_camvid
 from .lip import register_all_lip
 from .toy import register_all_toy
+from .toy_video import register_all_toy_video
 from .voc import register_all_voc_sem_seg
 
 __all__ = ["dataset_root"]
@@ -21,3 +23,5 @@ def dataset_root() -> str:
 register_all_lip(dataset_root())
 register_all_voc_sem_seg(dataset_root())
 register_all_toy()
+register_all_camvid(dataset_root())
+register_all_toy_video()

@@ -27,7 +27,7 @@ import pycocotools.mask as mask_util
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
-__all__ = ["TOY_CLASSES", "TOY_SPLITS", "toy_root", "ensure_toy_dataset", "register_all_toy"]
+__all__ = ["TOY_CLASSES", "TOY_SPLITS", "toy_root", "ensure_toy_dataset", "ensure_generated_tree", "register_all_toy"]
 
 TOY_CLASSES = ("circle", "triangle", "square")
 # split -> (number of images, seed); the seed makes every machine generate the same pictures.
@@ -147,34 +147,32 @@ def _missing_parts(target: str) -> list:
     return missing
 
 
-def ensure_toy_dataset(root: str = None) -> str:
-    """Generate the toy dataset under ``root`` unless a complete one is there; return the ``toy_v1`` folder.
+def ensure_generated_tree(root: str, version: str, write_tree, missing_parts) -> str:
+    """Generate ``<root>/<version>`` with ``write_tree(folder)`` unless a complete one is there (one for
+    which ``missing_parts(folder)`` is empty); return that folder.
 
     The tree is written to a temporary sibling folder and renamed into place, so concurrent processes
     never see a half-written dataset (the loser of the race discards its copy). A folder left
     incomplete by other means (emptied, copied in part) is removed and generated again.
     """
-    root = toy_root() if root is None else root
-    target = os.path.join(root, VERSION)
+    target = os.path.join(root, version)
     if os.path.isdir(target):
-        missing = _missing_parts(target)
+        missing = missing_parts(target)
         if not missing:
             return target
-        _logger.warning("The toy dataset at %s is incomplete (missing %s); generating it again",
+        _logger.warning("The generated dataset at %s is incomplete (missing %s); generating it again",
                         target, "; ".join(missing[:3]))
-        stale = tempfile.mkdtemp(prefix=f".{VERSION}-incomplete-", dir=root)
+        stale = tempfile.mkdtemp(prefix=f".{version}-incomplete-", dir=root)
         try:  # one atomic rename: two processes never remove the same tree at once
-            os.rename(target, os.path.join(stale, VERSION))
+            os.rename(target, os.path.join(stale, version))
         except FileNotFoundError:  # another process moved it already
             pass
         shutil.rmtree(stale, ignore_errors=True)
-    _logger.info("Generating the toy dataset at %s (about a second)", target)
+    _logger.info("Generating the dataset at %s (seconds)", target)
     os.makedirs(root, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{VERSION}-", dir=root)
+    tmp = tempfile.mkdtemp(prefix=f".{version}-", dir=root)
     try:
-        os.makedirs(os.path.join(tmp, "annotations"))
-        for split in TOY_SPLITS:
-            _write_split(os.path.join(tmp, split), os.path.join(tmp, "annotations", f"instances_{split}.json"), split)
+        write_tree(tmp)
         try:
             os.rename(tmp, target)
         except OSError:
@@ -184,6 +182,18 @@ def ensure_toy_dataset(root: str = None) -> str:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _write_tree(folder: str) -> None:
+    os.makedirs(os.path.join(folder, "annotations"))
+    for split in TOY_SPLITS:
+        _write_split(os.path.join(folder, split), os.path.join(folder, "annotations", f"instances_{split}.json"), split)
+
+
+def ensure_toy_dataset(root: str = None) -> str:
+    """Generate the toy dataset under ``root`` unless a complete one is there; return the ``toy_v1`` folder
+    (atomically, regenerated when incomplete: :func:`ensure_generated_tree`)."""
+    return ensure_generated_tree(toy_root() if root is None else root, VERSION, _write_tree, _missing_parts)
 
 
 def _load_instances(root: str, split: str, dataset_name: str):

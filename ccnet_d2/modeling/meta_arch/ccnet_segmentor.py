@@ -114,17 +114,24 @@ class CCNetSegmentor(SemanticSegmentor):
                             "(Detectron2's convention): multiply the image by 255", index)
             self._range_warned = True
 
+    def normalized_input(self, inputs: Dict, index: int) -> torch.Tensor:
+        """The network input of one batched input after the checks: its normalised [C, H, W] image."""
+        self.check_image(inputs["image"], index)
+        return (inputs["image"].to(self.device) - self.pixel_mean) / self.pixel_std
+
+    def features(self, images: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The head's input features for a batch of normalised network inputs: the backbone's."""
+        return self.backbone(images)
+
     def forward(self, batched_inputs: List[Dict]):
-        for index, x in enumerate(batched_inputs):
-            self.check_image(x["image"], index)
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        images = [self.normalized_input(x, index) for index, x in enumerate(batched_inputs)]
         if self.training:
             images = ImageList.from_tensors(images, self.size_divisibility)
             if "sem_seg" not in batched_inputs[0]:
                 raise ValueError("CCNetSegmentor: training inputs need a 'sem_seg' ground-truth tensor")
             targets = [x["sem_seg"].to(self.device) for x in batched_inputs]
             targets = ImageList.from_tensors(targets, self.size_divisibility, self.sem_seg_head.ignore_value).tensor
-            _, losses = self.sem_seg_head(self.backbone(images.tensor), targets)
+            _, losses = self.sem_seg_head(self.features(images.tensor), targets)
             return losses
         if not self._mode_logged:
             _logger.info("CCNetSegmentor inference: %s", self.inference_mode)
@@ -152,5 +159,5 @@ class CCNetSegmentor(SemanticSegmentor):
         head, upsample the logits to the padded size and crop the padding off."""
         height, width = images.shape[-2:]
         padded = F.pad(images, (0, -width % self.size_divisibility, 0, -height % self.size_divisibility))
-        logits = self.sem_seg_head.layers(self.backbone(padded))
+        logits = self.sem_seg_head.layers(self.features(padded))
         return self.sem_seg_head.upsample(logits, padded.shape[-2:])[:, :, :height, :width]
