@@ -1,0 +1,246 @@
+"""The fused criss-cross attention (Triton programs in ``fused_kernel.py``): block settings, launchers
+and the ``torch.library`` registration of ``ccnet_d2::fused_criss_cross_attention``.
+
+Forward: a row pass (attention of every pixel over its row) writes a float32 partial output and the
+per-pixel log-sum-exp; a column pass (over the column without the pixel) merges its part through the
+log-sum-exp and writes the output. Only the output and the float32 log-sum-exp [B, H, W] are kept
+for the backward, as flash attention does; no [B, H+W-1, H, W] tensor exists at any point.
+Backward: D = rowsum(dO * O), then per direction dQ, dK and dV programs that recompute the
+probabilities from Q, K and the log-sum-exp; the column pass adds its part to the row pass's, so
+every element is written by one program per pass and two backward passes are bit-identical.
+
+Precision: float32, float16 and bfloat16 inputs; products accumulate and the softmax runs in
+float32; probabilities are rounded to the input dtype before their product with V or dO (as flash
+attention does). float32 products use TF32 tensor cores when ``torch.backends.cuda.matmul.allow_tf32``
+is set, otherwise three TF32 products per product (``tf32x3``, close to float32 accuracy). float64
+raises. Autocast does not touch the op: it runs in the dtype of its inputs, like the other backends.
+
+Triton programs run on CUDA tensors; with ``TRITON_INTERPRET=1`` set before triton is first imported,
+triton's interpreter runs them on CPU tensors (how the tests check them without a GPU). Only a missing
+triton module counts as absent; any other import error raises.
+"""
+import importlib
+
+import torch
+
+__all__ = ["fused_kernel_available", "fused_kernel_status", "fused_kernel_interpreted",
+           "fused_criss_cross_attention", "program_variants", "SUPPORTED_DTYPES"]
+
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_OP = "ccnet_d2::fused_criss_cross_attention"
+
+# Tile sizes, warps and pipeline stages of each program, by input element size in bytes. Checked to
+# compile without register spills and within shared memory on sm_80, sm_89 and sm_90 by
+# tests/layers/test_fused_kernel.py; the report is in docs/OPERATOR.md.
+PROGRAM_SETTINGS = {
+    "forward": {2: dict(BLOCK_M=64, BLOCK_N=64, BLOCK_CQ=32, BLOCK_C=64, num_warps=4, num_stages=2),
+                4: dict(BLOCK_M=64, BLOCK_N=64, BLOCK_CQ=32, BLOCK_C=64, num_warps=4, num_stages=2)},
+    "grad_query": {2: dict(BLOCK_M=64, BLOCK_N=64, BLOCK_CQ=32, BLOCK_C=32, num_warps=4, num_stages=2),
+                   4: dict(BLOCK_M=64, BLOCK_N=64, BLOCK_CQ=32, BLOCK_C=32, num_warps=4, num_stages=2)},
+    "grad_key": {2: dict(BLOCK_M=64, BLOCK_N=64, BLOCK_CQ=32, BLOCK_C=32, num_warps=4, num_stages=2),
+                 4: dict(BLOCK_M=64, BLOCK_N=64, BLOCK_CQ=32, BLOCK_C=32, num_warps=4, num_stages=2)},
+    "grad_value": {2: dict(BLOCK_M=64, BLOCK_N=64, BLOCK_CQ=32, BLOCK_C=64, num_warps=4, num_stages=2),
+                   4: dict(BLOCK_M=64, BLOCK_N=64, BLOCK_CQ=32, BLOCK_C=64, num_warps=4, num_stages=2)},
+    "channel_dot": {2: dict(BLOCK_P=128, BLOCK_C=32, num_warps=4, num_stages=2),
+                    4: dict(BLOCK_P=128, BLOCK_C=32, num_warps=4, num_stages=2)},
+}
+# (EXCLUDE_SELF, MERGE or ACCUMULATE) of the row pass and the column pass
+_PASSES = ((False, False), (True, True))
+
+_kernels = None
+_status = None
+
+
+def _load():
+    global _kernels, _status
+    if _status is not None:
+        return _kernels
+    try:
+        importlib.import_module("triton")
+    except ModuleNotFoundError as e:
+        if e.name != "triton":
+            raise
+        _status = "not available (the triton package is not installed)"
+        return None
+    from . import fused_kernel
+    from triton.runtime.interpreter import InterpretedFunction
+    _kernels = fused_kernel
+    interpreted = isinstance(fused_kernel.cross_forward_kernel, InterpretedFunction)
+    _status = "Triton interpreter (TRITON_INTERPRET=1): runs on CPU tensors" if interpreted else \
+        "Triton programs for CUDA tensors"
+    return _kernels
+
+
+def fused_kernel_available() -> bool:
+    """True when triton is importable (the fused programs and their op are then registered)."""
+    return _load() is not None
+
+
+def fused_kernel_interpreted() -> bool:
+    """True when the programs run in triton's interpreter (TRITON_INTERPRET=1 at import): CPU tensors."""
+    return fused_kernel_available() and _status.startswith("Triton interpreter")
+
+
+def fused_kernel_status() -> str:
+    """A one-line description of the fused kernel, for logs and errors."""
+    _load()
+    return _status
+
+
+def _dot_precision(dtype):
+    """tl.dot precision of float32 products (ignored for 16-bit inputs): PyTorch's TF32 switch decides."""
+    return "tf32" if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32 else "tf32x3"
+
+
+def _settings(program, dtype):
+    """(constexpr block sizes, launch options) of `program` for inputs of `dtype`."""
+    settings = dict(PROGRAM_SETTINGS[program][torch.empty((), dtype=dtype).element_size()])
+    options = {key: settings.pop(key) for key in ("num_warps", "num_stages")}
+    return settings, options
+
+
+def _directions(h, w):
+    """(length, number of lines, line stride, position stride) of the row pass and the column pass."""
+    return (w, h, w, 1), (h, w, 1, w)
+
+
+def _cdiv(a, b):
+    return -(-a // b)
+
+
+def _forward(query, key, value):
+    kernels = _load()
+    b, cq, h, w = query.shape
+    c = value.shape[1]
+    out = torch.empty_like(value, memory_format=torch.contiguous_format)
+    lse = torch.empty((b, h, w), dtype=torch.float32, device=value.device)
+    if out.numel() == 0 or lse.numel() == 0:
+        return out, lse.fill_(0.0)
+    partial = out if out.dtype == torch.float32 else torch.empty(out.shape, dtype=torch.float32, device=out.device)
+    row_lse = torch.empty_like(lse)
+    blocks, options = _settings("forward", value.dtype)
+    precision = _dot_precision(value.dtype)
+    for (length, lines, line_stride, pos_stride), (exclude_self, merge) in zip(_directions(h, w), _PASSES):
+        grid = (b * lines * _cdiv(length, blocks["BLOCK_M"]), _cdiv(c, blocks["BLOCK_C"]))
+        kernels.cross_forward_kernel[grid](
+            query, key, value, partial, row_lse, out, lse, h * w, length, lines, line_stride, pos_stride, cq, c,
+            EXCLUDE_SELF=exclude_self, MERGE=merge, PRECISION=precision, **blocks, **options)
+    return out, lse
+
+
+def _backward(grad_out, query, key, value, out, lse):
+    kernels = _load()
+    b, cq, h, w = query.shape
+    c = value.shape[1]
+    grads = [torch.empty_like(t, memory_format=torch.contiguous_format) for t in (query, key, value)]
+    if lse.numel() == 0:
+        return tuple(g.zero_() for g in grads)
+    grad_out = grad_out.contiguous()
+    blocks, options = _settings("channel_dot", value.dtype)
+    delta = torch.empty_like(lse)
+    kernels.channel_dot_kernel[(_cdiv(h * w, blocks["BLOCK_P"]), b)](grad_out, out, delta, h * w, c,
+                                                                     **blocks, **options)
+    precision = _dot_precision(value.dtype)
+    programs = ((kernels.cross_grad_query_kernel, "grad_query", "BLOCK_M", "BLOCK_CQ", cq, {}),
+                (kernels.cross_grad_key_value_kernel, "grad_key", "BLOCK_N", "BLOCK_CQ", cq, {"GRAD_VALUE": False}),
+                (kernels.cross_grad_key_value_kernel, "grad_value", "BLOCK_N", "BLOCK_C", c, {"GRAD_VALUE": True}))
+    for grad, (kernel, name, position_block, channel_block, channels, flags) in zip(grads, programs):
+        if grad.numel() == 0:
+            continue
+        partial = grad if grad.dtype == torch.float32 else torch.empty(grad.shape, dtype=torch.float32,
+                                                                       device=grad.device)
+        blocks, options = _settings(name, value.dtype)
+        for (length, lines, line_stride, pos_stride), (exclude_self, accumulate) in zip(_directions(h, w), _PASSES):
+            grid = (b * lines * _cdiv(length, blocks[position_block]), _cdiv(channels, blocks[channel_block]))
+            kernel[grid](query, key, value, grad_out, lse, delta, partial, grad,
+                         h * w, length, lines, line_stride, pos_stride, cq, c,
+                         EXCLUDE_SELF=exclude_self, ACCUMULATE=accumulate, PRECISION=precision,
+                         **flags, **blocks, **options)
+    return tuple(grads)
+
+
+def _check_runnable(query):
+    if query.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"fused criss-cross attention: inputs must be float32, float16 or bfloat16, got "
+                        f"{query.dtype}; use backend='torch' for float64")
+    if not fused_kernel_available():
+        raise RuntimeError(f"fused criss-cross attention: the fused kernel is {fused_kernel_status()}")
+    if not (query.is_cuda or (query.device.type == "cpu" and fused_kernel_interpreted())):
+        raise ValueError(f"fused criss-cross attention: needs CUDA tensors, got {query.device} "
+                         f"(the fused kernel is {fused_kernel_status()}); use backend='torch' on this device")
+
+
+def _register_op():
+    """``ccnet_d2::fused_criss_cross_attention(q, k, v) -> (out, lse)`` with its fake kernel and
+    autograd formula (through ``ccnet_d2::fused_criss_cross_attention_backward``)."""
+
+    @torch.library.custom_op(_OP, mutates_args=())
+    def forward_op(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_runnable(query)
+        return _forward(query.contiguous(), key.contiguous(), value.contiguous())
+
+    @forward_op.register_fake
+    def _(query, key, value):
+        b, _, h, w = query.shape
+        return (value.new_empty(value.shape, memory_format=torch.contiguous_format),
+                query.new_empty((b, h, w), dtype=torch.float32))
+
+    @torch.library.custom_op(_OP + "_backward", mutates_args=())
+    def backward_op(grad_out: torch.Tensor, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    out: torch.Tensor, lse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        _check_runnable(query)
+        return _backward(grad_out, query.contiguous(), key.contiguous(), value.contiguous(), out, lse)
+
+    @backward_op.register_fake
+    def _(grad_out, query, key, value, out, lse):
+        return tuple(t.new_empty(t.shape, memory_format=torch.contiguous_format) for t in (query, key, value))
+
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs, *output)
+        ctx.mark_non_differentiable(output[1])
+
+    def backward(ctx, grad_out, _grad_lse):
+        if torch.is_grad_enabled():  # create_graph=True: the backward op itself has no derivative
+            raise RuntimeError("criss_cross_attention: the fused kernel has no double backward (create_graph=True); "
+                               "use backend='torch' for higher-order gradients")
+        return backward_op(grad_out, *ctx.saved_tensors)
+
+    forward_op.register_autograd(backward, setup_context=setup_context)
+
+
+def fused_criss_cross_attention(query, key, value):
+    """Criss-cross attention through the fused Triton programs (forward and backward); checked inputs
+    of one dtype among SUPPORTED_DTYPES, on CUDA (or CPU under the interpreter)."""
+    _check_runnable(query)
+    return torch.ops.ccnet_d2.fused_criss_cross_attention(query, key, value)[0]
+
+
+def program_variants():
+    """Every (program name, kernel, signature, constexprs, options) the launchers can run: each
+    program, pass and input dtype (and both float32 product precisions), for compiling ahead of time."""
+    kernels = _load()
+    pointer_types = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+    float32_pointers = ("partial_ptr", "partial_lse_ptr", "lse_ptr", "delta_ptr")
+    for dtype, pointer in pointer_types.items():
+        precisions = ("tf32", "tf32x3") if dtype == torch.float32 else ("tf32x3",)
+        for name, kernel in (("forward", kernels.cross_forward_kernel), ("grad_query", kernels.cross_grad_query_kernel),
+                             ("grad_key", kernels.cross_grad_key_value_kernel),
+                             ("grad_value", kernels.cross_grad_key_value_kernel),
+                             ("channel_dot", kernels.channel_dot_kernel)):
+            blocks, options = _settings(name, dtype)
+            flag_sets = [{}] if name == "channel_dot" else [
+                {"EXCLUDE_SELF": exclude, ("MERGE" if name == "forward" else "ACCUMULATE"): combine,
+                 "PRECISION": precision} for (exclude, combine) in _PASSES for precision in precisions]
+            for flags in flag_sets:
+                if name.startswith("grad_k") or name == "grad_value":
+                    flags = dict(flags, GRAD_VALUE=name == "grad_value")
+                constexprs = dict(blocks, **flags)
+                signature = {arg: ("constexpr" if arg in constexprs else
+                                   ("*fp32" if arg in float32_pointers else f"*{pointer}") if arg.endswith("_ptr")
+                                   else "i32") for arg in kernel.arg_names}
+                yield name, dtype, kernel, signature, constexprs, options
+
+
+_load()
+if _kernels is not None:
+    _register_op()
