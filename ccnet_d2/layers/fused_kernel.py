@@ -136,12 +136,13 @@ def cross_grad_query_kernel(q_ptr, k_ptr, v_ptr, grad_out_ptr, lse_ptr, delta_pt
                             plane, length, num_lines, line_stride, pos_stride, cq, c,
                             EXCLUDE_SELF: tl.constexpr, ACCUMULATE: tl.constexpr,
                             BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_CQ: tl.constexpr,
-                            BLOCK_C: tl.constexpr, PRECISION: tl.constexpr):
-    """dQ of BLOCK_M queries of one line, for BLOCK_CQ query channels, from this line's keys:
-    dQ = sum_n dS K with dS = P (dP - D), P = exp(S - lse), dP = dO . V."""
+                            BLOCK_C: tl.constexpr, BLOCK_OUT: tl.constexpr, PRECISION: tl.constexpr):
+    """dQ of BLOCK_M queries of one line, for BLOCK_OUT query channels, from this line's keys:
+    dQ = sum_n dS K with dS = P (dP - D), P = exp(S - lse), dP = dO . V (BLOCK_CQ and BLOCK_C are
+    the chunks of the channel sums)."""
     batch, line, offs_m, mask_m, pix_m = _line_block(tl.program_id(0), length, num_lines, line_stride,
                                                     pos_stride, BLOCK_M)
-    offs_k = tl.program_id(1) * BLOCK_CQ + tl.arange(0, BLOCK_CQ)
+    offs_k = tl.program_id(1) * BLOCK_OUT + tl.arange(0, BLOCK_OUT)
     mask_k = offs_k < cq
     q_base = q_ptr + batch * cq * plane
     k_base = k_ptr + batch * cq * plane
@@ -149,7 +150,7 @@ def cross_grad_query_kernel(q_ptr, k_ptr, v_ptr, grad_out_ptr, lse_ptr, delta_pt
     do_base = grad_out_ptr + batch * c * plane
     lse = tl.load(lse_ptr + batch * plane + pix_m, mask=mask_m, other=0.0)
     delta = tl.load(delta_ptr + batch * plane + pix_m, mask=mask_m, other=0.0)
-    acc = tl.zeros([BLOCK_M, BLOCK_CQ], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_OUT], dtype=tl.float32)
     for start_n in range(0, length, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         mask_n = offs_n < length
@@ -170,23 +171,19 @@ def cross_grad_key_value_kernel(q_ptr, k_ptr, v_ptr, grad_out_ptr, lse_ptr, delt
                                 plane, length, num_lines, line_stride, pos_stride, cq, c,
                                 EXCLUDE_SELF: tl.constexpr, ACCUMULATE: tl.constexpr, GRAD_VALUE: tl.constexpr,
                                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_CQ: tl.constexpr,
-                                BLOCK_C: tl.constexpr, PRECISION: tl.constexpr):
-    """dK (BLOCK_CQ key channels) or, with GRAD_VALUE, dV (BLOCK_C value channels) of BLOCK_N keys of
-    one line, from this line's queries: dV = sum_m P^T dO, dK = sum_m dS^T Q."""
+                                BLOCK_C: tl.constexpr, BLOCK_OUT: tl.constexpr, PRECISION: tl.constexpr):
+    """dK or, with GRAD_VALUE, dV of BLOCK_N keys of one line for BLOCK_OUT channels, from this
+    line's queries: dV = sum_m P^T dO, dK = sum_m dS^T Q."""
     batch, line, offs_n, mask_n, pix_n = _line_block(tl.program_id(0), length, num_lines, line_stride,
                                                     pos_stride, BLOCK_N)
     q_base = q_ptr + batch * cq * plane
     k_base = k_ptr + batch * cq * plane
     v_base = v_ptr + batch * c * plane
     do_base = grad_out_ptr + batch * c * plane
-    if GRAD_VALUE:
-        offs_out = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
-        mask_out = offs_out < c
-        acc = tl.zeros([BLOCK_N, BLOCK_C], dtype=tl.float32)
-    else:
-        offs_out = tl.program_id(1) * BLOCK_CQ + tl.arange(0, BLOCK_CQ)
-        mask_out = offs_out < cq
-        acc = tl.zeros([BLOCK_N, BLOCK_CQ], dtype=tl.float32)
+    channels = c if GRAD_VALUE else cq
+    offs_out = tl.program_id(1) * BLOCK_OUT + tl.arange(0, BLOCK_OUT)
+    mask_out = offs_out < channels
+    acc = tl.zeros([BLOCK_N, BLOCK_OUT], dtype=tl.float32)
     for start_m in range(0, length, BLOCK_M):
         offs_m = start_m + tl.arange(0, BLOCK_M)
         mask_m = offs_m < length
@@ -205,7 +202,6 @@ def cross_grad_key_value_kernel(q_ptr, k_ptr, v_ptr, grad_out_ptr, lse_ptr, delt
             ds_t = p_t * (dp_t - delta[None, :])
             q = _load_tile(q_base, pix_m, mask_m, offs_out, mask_out, plane)
             acc += tl.dot(ds_t.to(q.dtype), q, input_precision=PRECISION)
-    channels = c if GRAD_VALUE else cq
     _store_gradient(acc, partial_ptr, out_ptr, batch * channels * plane, offs_out, mask_out, pix_n, mask_n, plane,
                     ACCUMULATE)
 
