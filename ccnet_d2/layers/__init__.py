@@ -9,7 +9,7 @@ from .criss_cross import (
 from .attention_maps import AttentionRecorder, compose_pixel_attention
 from .compiled_op import compiled_op_built, compiled_op_has_cuda_kernels, compiled_op_status
 from .criss_cross import GPU_VERIFIED_KERNELS
-from .fused_op import fused_kernel_available, fused_kernel_status
+from .fused_op import fused_kernel_available, fused_kernel_interpreted, fused_kernel_status
 from .modules import RCCA, CrissCrossAttention, RCCAHeadBlock, check_recurrence, get_activation
 
 __all__ = [k for k in globals().keys() if not k.startswith("_")]

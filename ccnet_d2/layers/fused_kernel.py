@@ -47,15 +47,27 @@ def _cross_mask(offs_query, offs_key, length, EXCLUDE_SELF: tl.constexpr):
 
 
 @triton.jit
+def _positions(line, start, length, line_stride, pos_stride, BLOCK: tl.constexpr):
+    """(positions, mask, pixel offsets) of the BLOCK positions of `line` from `start`."""
+    offs = start + tl.arange(0, BLOCK)
+    return offs, offs < length, line * line_stride + offs * pos_stride
+
+
+@triton.jit
 def _line_block(pid, length, num_lines, line_stride, pos_stride, BLOCK: tl.constexpr):
     """(batch, line, positions, position mask, pixel offsets) of the block `pid` of lines."""
     blocks = tl.cdiv(length, BLOCK)
     line = pid // blocks
     batch = line // num_lines
     line = line % num_lines
-    offs = (pid % blocks) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < length
-    return batch, line, offs, mask, line * line_stride + offs * pos_stride
+    offs, mask, pixels = _positions(line, (pid % blocks) * BLOCK, length, line_stride, pos_stride, BLOCK)
+    return batch, line, offs, mask, pixels
+
+
+@triton.jit
+def _batch_bases(q_ptr, k_ptr, v_ptr, batch, plane, cq, c):
+    """Pointers to query, key and value of one batch element."""
+    return q_ptr + batch * cq * plane, k_ptr + batch * cq * plane, v_ptr + batch * c * plane
 
 
 @triton.jit
@@ -72,16 +84,12 @@ def cross_forward_kernel(q_ptr, k_ptr, v_ptr, partial_ptr, partial_lse_ptr, out_
                                                     pos_stride, BLOCK_M)
     offs_c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     mask_c = offs_c < c
-    q_base = q_ptr + batch * cq * plane
-    k_base = k_ptr + batch * cq * plane
-    v_base = v_ptr + batch * c * plane
+    q_base, k_base, v_base = _batch_bases(q_ptr, k_ptr, v_ptr, batch, plane, cq, c)
     row_max = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     row_sum = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_C], dtype=tl.float32)
     for start_n in range(0, length, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        mask_n = offs_n < length
-        pix_n = line * line_stride + offs_n * pos_stride
+        offs_n, mask_n, pix_n = _positions(line, start_n, length, line_stride, pos_stride, BLOCK_N)
         s = _channel_products(q_base, pix_m, mask_m, k_base, pix_n, mask_n, plane, cq,
                               BLOCK_M, BLOCK_N, BLOCK_CQ, PRECISION)
         s = tl.where(_cross_mask(offs_m, offs_n, length, EXCLUDE_SELF), s, float("-inf"))
@@ -144,17 +152,13 @@ def cross_grad_query_kernel(q_ptr, k_ptr, v_ptr, grad_out_ptr, lse_ptr, delta_pt
                                                     pos_stride, BLOCK_M)
     offs_k = tl.program_id(1) * BLOCK_OUT + tl.arange(0, BLOCK_OUT)
     mask_k = offs_k < cq
-    q_base = q_ptr + batch * cq * plane
-    k_base = k_ptr + batch * cq * plane
-    v_base = v_ptr + batch * c * plane
+    q_base, k_base, v_base = _batch_bases(q_ptr, k_ptr, v_ptr, batch, plane, cq, c)
     do_base = grad_out_ptr + batch * c * plane
     lse = tl.load(lse_ptr + batch * plane + pix_m, mask=mask_m, other=0.0)
     delta = tl.load(delta_ptr + batch * plane + pix_m, mask=mask_m, other=0.0)
     acc = tl.zeros([BLOCK_M, BLOCK_OUT], dtype=tl.float32)
     for start_n in range(0, length, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        mask_n = offs_n < length
-        pix_n = line * line_stride + offs_n * pos_stride
+        offs_n, mask_n, pix_n = _positions(line, start_n, length, line_stride, pos_stride, BLOCK_N)
         s = _channel_products(q_base, pix_m, mask_m, k_base, pix_n, mask_n, plane, cq,
                               BLOCK_M, BLOCK_N, BLOCK_CQ, PRECISION)
         p = tl.where(_cross_mask(offs_m, offs_n, length, EXCLUDE_SELF), tl.exp(s - lse[:, None]), 0.0)
@@ -176,18 +180,14 @@ def cross_grad_key_value_kernel(q_ptr, k_ptr, v_ptr, grad_out_ptr, lse_ptr, delt
     line's queries: dV = sum_m P^T dO, dK = sum_m dS^T Q."""
     batch, line, offs_n, mask_n, pix_n = _line_block(tl.program_id(0), length, num_lines, line_stride,
                                                     pos_stride, BLOCK_N)
-    q_base = q_ptr + batch * cq * plane
-    k_base = k_ptr + batch * cq * plane
-    v_base = v_ptr + batch * c * plane
+    q_base, k_base, v_base = _batch_bases(q_ptr, k_ptr, v_ptr, batch, plane, cq, c)
     do_base = grad_out_ptr + batch * c * plane
     channels = c if GRAD_VALUE else cq
     offs_out = tl.program_id(1) * BLOCK_OUT + tl.arange(0, BLOCK_OUT)
     mask_out = offs_out < channels
     acc = tl.zeros([BLOCK_N, BLOCK_OUT], dtype=tl.float32)
     for start_m in range(0, length, BLOCK_M):
-        offs_m = start_m + tl.arange(0, BLOCK_M)
-        mask_m = offs_m < length
-        pix_m = line * line_stride + offs_m * pos_stride
+        offs_m, mask_m, pix_m = _positions(line, start_m, length, line_stride, pos_stride, BLOCK_M)
         lse = tl.load(lse_ptr + batch * plane + pix_m, mask=mask_m, other=0.0)
         s_t = _channel_products(k_base, pix_n, mask_n, q_base, pix_m, mask_m, plane, cq,
                                 BLOCK_N, BLOCK_M, BLOCK_CQ, PRECISION)

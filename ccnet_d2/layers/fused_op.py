@@ -16,8 +16,9 @@ is set, otherwise three TF32 products per product (``tf32x3``, close to float32 
 raises. Autocast does not touch the op: it runs in the dtype of its inputs, like the other backends.
 
 Triton programs run on CUDA tensors; with ``TRITON_INTERPRET=1`` set before triton is first imported,
-triton's interpreter runs them on CPU tensors (how the tests check them without a GPU). Only a missing
-triton module counts as absent; any other import error raises.
+triton's interpreter runs them on CPU tensors (how the tests check them without a GPU; its bfloat16
+products are corrected on load, see ``_widen_interpreted_bfloat16_products``). Only a missing triton
+module counts as absent; any other import error raises.
 """
 import importlib
 
@@ -66,9 +67,35 @@ def _load():
     from triton.runtime.interpreter import InterpretedFunction
     _kernels = fused_kernel
     interpreted = isinstance(fused_kernel.cross_forward_kernel, InterpretedFunction)
+    if interpreted:
+        _widen_interpreted_bfloat16_products()
     _status = "Triton interpreter (TRITON_INTERPRET=1): runs on CPU tensors" if interpreted else \
         "Triton programs for CUDA tensors"
     return _kernels
+
+
+def _widen_interpreted_bfloat16_products():
+    """triton's interpreter multiplies bfloat16 tiles in tl.dot as their raw uint16 storage, which
+    gives wrong numbers; widen them to float32 first (exact: a bfloat16 is the upper half of a
+    float32), as the GPU's tensor cores do. Affects the interpreter only."""
+    import numpy as np
+    import triton.language as tl
+    from triton.runtime import interpreter
+
+    product = interpreter.InterpreterBuilder.create_dot
+    if getattr(product, "widens_bfloat16", False):
+        return
+
+    def widen(handle):
+        if handle.dtype.scalar != tl.bfloat16:
+            return handle
+        return interpreter.TensorHandle((handle.data.astype(np.uint32) << 16).view(np.float32), tl.float32)
+
+    def create_dot(self, a, b, d, input_precision, max_num_imprecise_acc):
+        return product(self, widen(a), widen(b), d, input_precision, max_num_imprecise_acc)
+
+    create_dot.widens_bfloat16 = True
+    interpreter.InterpreterBuilder.create_dot = create_dot
 
 
 def fused_kernel_available() -> bool:

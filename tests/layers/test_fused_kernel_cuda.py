@@ -11,7 +11,7 @@ from ccnet_d2.layers import criss_cross as criss_cross_module
 from ccnet_d2.layers.fused_op import fused_criss_cross_attention
 
 from .compiled_op_checks import check_against_torch_backend, make_inputs
-from .fused_kernel_checks import CASES, RTOL
+from .fused_kernel_checks import CASES, RTOL, backward_is_deterministic
 
 pytestmark = [
     pytest.mark.cuda,
@@ -29,6 +29,11 @@ def test_cuda(case):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_cuda_large_shapes_match_torch_backend(shape, dtype):
     check_against_torch_backend("cuda", dtype, shape, rtol=RTOL[dtype], op=fused_criss_cross_attention)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_backward_is_deterministic_at_ccnet_size(dtype):
+    backward_is_deterministic("cuda", dtype, shape=(2, 64, 512, 97, 97))
 
 
 def test_cuda_float32_with_tf32_products(monkeypatch):
