@@ -20,6 +20,7 @@ triton's interpreter runs them on CPU tensors (how the tests check them without 
 products are corrected on load, see ``_widen_interpreted_bfloat16_products``). Only a missing triton
 module counts as absent; any other import error raises.
 """
+import contextlib
 import importlib
 
 import torch
@@ -121,7 +122,7 @@ def _dot_precision(dtype):
 
 def _settings(program, dtype):
     """(constexpr block sizes, launch options) of `program` for inputs of `dtype`."""
-    settings = dict(PROGRAM_SETTINGS[program][torch.empty((), dtype=dtype).element_size()])
+    settings = dict(PROGRAM_SETTINGS[program][dtype.itemsize])
     options = {key: settings.pop(key) for key in ("num_warps", "num_stages")}
     return settings, options
 
@@ -197,14 +198,31 @@ def _check_runnable(query):
                          f"(the fused kernel is {fused_kernel_status()}); use backend='torch' on this device")
 
 
+def _check_size(*tensors):
+    """The programs address elements with 32-bit offsets."""
+    largest = max(t.numel() for t in tensors)
+    if largest >= 2**31:
+        raise ValueError(f"fused criss-cross attention: a tensor of {largest} elements is beyond the kernel's "
+                         "32-bit offsets (2**31 elements); use backend='torch' or split the batch")
+
+
+def _on_device_of(tensor):
+    """Launch on the tensor's GPU (triton launches on the current device)."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
+
+
 def _register_op():
     """``ccnet_d2::fused_criss_cross_attention(q, k, v) -> (out, lse)`` with its fake kernel and
     autograd formula (through ``ccnet_d2::fused_criss_cross_attention_backward``)."""
 
     @torch.library.custom_op(_OP, mutates_args=())
     def forward_op(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from .criss_cross import check_attention_inputs  # criss_cross imports this module
+        check_attention_inputs(query, key, value)
         _check_runnable(query)
-        return _forward(query.contiguous(), key.contiguous(), value.contiguous())
+        _check_size(query, value)
+        with _on_device_of(query):
+            return _forward(query.contiguous(), key.contiguous(), value.contiguous())
 
     @forward_op.register_fake
     def _(query, key, value):
@@ -215,7 +233,8 @@ def _register_op():
     def backward_op(grad_out: torch.Tensor, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                     out: torch.Tensor, lse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         _check_runnable(query)
-        return _backward(grad_out, query.contiguous(), key.contiguous(), value.contiguous(), out, lse)
+        with _on_device_of(query):
+            return _backward(grad_out, query.contiguous(), key.contiguous(), value.contiguous(), out, lse)
 
     @backward_op.register_fake
     def _(grad_out, query, key, value, out, lse):

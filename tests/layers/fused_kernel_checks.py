@@ -99,10 +99,18 @@ def empty_batch_and_channels(device):
             torch.testing.assert_close(a, e, rtol=1e-6, atol=1e-6)
 
 
-def float64_is_refused(device):
+def bad_inputs_are_refused(device):
+    """float64, and through the op itself the shared input checks (mixed dtypes, shapes)."""
     q, k, v = make_inputs(1, 2, 3, 4, 5, device=device)
     with pytest.raises(TypeError, match="float32, float16 or bfloat16, got torch.float64; use backend='torch'"):
         criss_cross_attention(q, k, v, backend="fused")
+    with pytest.raises(TypeError, match="must share one dtype"):
+        torch.ops.ccnet_d2.fused_criss_cross_attention(q.float(), k.float(), v.half())
+    with pytest.raises(ValueError, match="query and key must have the same shape"):
+        torch.ops.ccnet_d2.fused_criss_cross_attention(q.float(), k[:, :1].float(), v.float())
+    huge = torch.zeros((), device=device).expand(1, 2**21, 32, 32)  # 2**31 elements, no memory
+    with pytest.raises(ValueError, match="beyond the kernel's 32-bit offsets"):
+        torch.ops.ccnet_d2.fused_criss_cross_attention(huge[:, :1], huge[:, :1], huge)
 
 
 def autocast_leaves_the_op_alone(device):
@@ -161,7 +169,7 @@ def _cases():
     for layout in ("channels_last", "transposed"):
         cases[f"non_contiguous_inputs[{layout}]"] = functools.partial(non_contiguous_inputs, layout=layout)
     for check in (matches_loop_reference, counts_each_pixel_once, self_counted_twice_is_detected,
-                  large_half_energies_stay_finite, empty_batch_and_channels, float64_is_refused,
+                  large_half_energies_stay_finite, empty_batch_and_channels, bad_inputs_are_refused,
                   autocast_leaves_the_op_alone, backend_name_reaches_the_kernel, double_backward_raises,
                   opcheck_registration, torch_compile_sees_one_op):
         cases[check.__name__] = check
