@@ -1,24 +1,15 @@
 """The fused criss-cross attention (Triton programs in ``fused_kernel.py``): block settings, launchers
 and the ``torch.library`` registration of ``ccnet_d2::fused_criss_cross_attention``.
 
-Forward: a row pass (attention of every pixel over its row) writes a float32 partial output and the
-per-pixel log-sum-exp; a column pass (over the column without the pixel) merges its part through the
-log-sum-exp and writes the output. Only the output and the float32 log-sum-exp [B, H, W] are kept
-for the backward, as flash attention does; no [B, H+W-1, H, W] tensor exists at any point.
-Backward: D = rowsum(dO * O), then per direction dQ, dK and dV programs that recompute the
-probabilities from Q, K and the log-sum-exp; the column pass adds its part to the row pass's, so
-every element is written by one program per pass and two backward passes are bit-identical.
+A row pass and a column pass, merged through the per-pixel log-sum-exp, which is all the backward
+keeps besides the output; the backward recomputes the probabilities and adds the column pass's
+gradients to the row pass's, without atomics. float32 products use ``tf32x3``, or TF32 when
+``torch.backends.cuda.matmul.allow_tf32`` is set; float64 raises. Design, precision and memory:
+docs/OPERATOR.md, "The fused kernel".
 
-Precision: float32, float16 and bfloat16 inputs; products accumulate and the softmax runs in
-float32; probabilities are rounded to the input dtype before their product with V or dO (as flash
-attention does). float32 products use TF32 tensor cores when ``torch.backends.cuda.matmul.allow_tf32``
-is set, otherwise three TF32 products per product (``tf32x3``, close to float32 accuracy). float64
-raises. Autocast does not touch the op: it runs in the dtype of its inputs, like the other backends.
-
-Triton programs run on CUDA tensors; with ``TRITON_INTERPRET=1`` set before triton is first imported,
-triton's interpreter runs them on CPU tensors (how the tests check them without a GPU; its bfloat16
-products are corrected on load, see ``_widen_interpreted_bfloat16_products``). Only a missing triton
-module counts as absent; any other import error raises.
+The programs run on CUDA tensors, or on CPU tensors under triton's interpreter when TRITON_INTERPRET=1
+is set before triton is first imported (its bfloat16 products are corrected on load). Only a missing
+triton module counts as absent; any other import error raises.
 """
 import contextlib
 import importlib

@@ -12,13 +12,15 @@ import pytest
 import torch
 
 from ccnet_d2.layers import criss_cross_attention, criss_cross_attention_torch
-from ccnet_d2.layers import fused_kernel_available, fused_kernel_status
+from ccnet_d2.layers import fused_kernel_available, fused_kernel_interpreted, fused_kernel_status
 from ccnet_d2.layers import criss_cross as criss_cross_module
 
 from ..common import REPO_ROOT
 from .fused_kernel_checks import CASES
 
 needs_triton = pytest.mark.skipif(not fused_kernel_available(), reason=f"the fused kernel is {fused_kernel_status()}")
+needs_compiled_programs = pytest.mark.skipif(fused_kernel_interpreted(),
+                                             reason="TRITON_INTERPRET=1 is set for this process: no compiled programs")
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +48,7 @@ def test_interpreted_on_cpu(case, interpreter_results):
 
 
 @needs_triton
+@needs_compiled_programs
 @pytest.mark.parametrize("arch", [80, 89, 90])
 def test_programs_compile_within_the_limits_of(arch):
     """Every program, pass, dtype and float32 precision the launchers can run compiles for sm_<arch>
@@ -70,6 +73,7 @@ def test_auto_uses_the_torch_backend_on_cpu(verified, monkeypatch):
 
 
 @needs_triton
+@needs_compiled_programs
 def test_fused_backend_refuses_cpu_tensors_outside_the_interpreter():
     q = torch.randn(1, 2, 3, 4)
     with pytest.raises(ValueError, match="needs CUDA tensors, got cpu .*use backend='torch'"):
