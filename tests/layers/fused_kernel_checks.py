@@ -157,6 +157,19 @@ def torch_compile_sees_one_op(device):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def torch_export_sees_one_op(device):
+    """torch.export records exactly one fused op node, and the exported program computes what eager does."""
+    class Attend(torch.nn.Module):
+        def forward(self, q, k, v):
+            return criss_cross_attention(q, k, v, backend="fused") + 1.0
+
+    inputs = make_inputs(1, 2, 3, 4, 5, dtype=torch.float32, device=device)
+    exported = torch.export.export(Attend(), inputs)
+    calls = [n for n in exported.graph.nodes if n.op == "call_function" and "fused_criss_cross_attention" in str(n.target)]
+    assert len(calls) == 1, exported.graph
+    torch.testing.assert_close(exported.module()(*inputs), Attend()(*inputs), rtol=0, atol=0)
+
+
 def _cases():
     cases = {}
     for dtype, shapes in ((torch.float32, SHAPES), (torch.float16, REDUCED_SHAPES), (torch.bfloat16, REDUCED_SHAPES)):
@@ -171,7 +184,7 @@ def _cases():
     for check in (matches_loop_reference, counts_each_pixel_once, self_counted_twice_is_detected,
                   large_half_energies_stay_finite, empty_batch_and_channels, bad_inputs_are_refused,
                   autocast_leaves_the_op_alone, backend_name_reaches_the_kernel, double_backward_raises,
-                  opcheck_registration, torch_compile_sees_one_op):
+                  opcheck_registration, torch_compile_sees_one_op, torch_export_sees_one_op):
         cases[check.__name__] = check
     return cases
 
