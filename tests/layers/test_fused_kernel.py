@@ -62,6 +62,18 @@ def test_programs_compile_within_the_limits_of(arch):
     assert not problems, "\n".join(problems)
 
 
+def test_limit_check_flags_spills_and_shared_memory():
+    """Negative control of the compile check: a variant that spills or needs too much shared memory is named."""
+    from ccnet_d2.layers.fused_resources import ProgramResources, over_limits
+
+    fits = ProgramResources("forward", "float32", "", 89, 255, 0, 0, 99 * 1024)
+    assert over_limits(fits) == []
+    spills = over_limits(fits._replace(stack_bytes=8))
+    too_big = over_limits(fits._replace(shared_bytes=99 * 1024 + 1))
+    assert spills == ["register spills: stack 8 B, local 0 B"]
+    assert too_big == [f"shared memory {99 * 1024 + 1} B > {99 * 1024} B"]
+
+
 @pytest.mark.parametrize("verified", [{}, {"fused": ("a GPU", "a date", 3.0)}])
 def test_auto_uses_the_torch_backend_on_cpu(verified, monkeypatch):
     """Verified GPU kernels are for CUDA tensors only: CPU tensors always take the torch backend."""
