@@ -24,11 +24,14 @@ needs_compiled_programs = pytest.mark.skipif(fused_kernel_interpreted(),
 
 
 @pytest.fixture(scope="module")
-def interpreter_results():
+def interpreter_results(request):
+    """Results of the selected cases, from one interpreter subprocess."""
+    selected = [item.callspec.params["case"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_interpreted_on_cpu"]
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([REPO_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    run = subprocess.run([sys.executable, "-m", "tests.layers.fused_interpreter_run"], cwd=REPO_ROOT, env=env,
-                         capture_output=True, text=True, timeout=900)
+    command = [sys.executable, "-m", "tests.layers.fused_interpreter_run", *selected]
+    run = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     if run.returncode != 0 or not lines:
         pytest.fail(f"the interpreter run exited with {run.returncode}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
