@@ -25,7 +25,7 @@ def _add_operator_config(cfg):
     cfg.MODEL.CCNET.RECURRENCE = 2
     # Query/key channels are in_channels // REDUCTION (the official code uses 8).
     cfg.MODEL.CCNET.REDUCTION = 8
-    # Operator backend: "auto" (compiled CUDA kernel for CUDA tensors when built), "cuda" or "torch".
+    # Operator backend: "auto" (a GPU-verified kernel for CUDA tensors, else torch), "cuda", "fused" or "torch".
     cfg.MODEL.CCNET.BACKEND = "auto"
     # Activation after each conv-norm of the RCCA block: "relu" or "leaky_relu" (official InPlaceABN).
     cfg.MODEL.CCNET.ACTIVATION = "relu"

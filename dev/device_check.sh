@@ -71,6 +71,11 @@ echo "== tests of the compiled op (CUDA and CPU cases)"
   tee "$LOGS/tests_compiled_op.log" | tail -25
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+echo "== tests of the fused Triton kernel (CUDA cases)"
+"$PY" -m pytest tests/layers/test_fused_kernel_cuda.py -v -p no:cacheprovider 2>&1 |
+  tee "$LOGS/tests_fused_kernel.log" | tail -25
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
 echo "== all operator and module tests (backend auto on CUDA where they use it)"
 "$PY" -m pytest tests/layers -p no:cacheprovider 2>&1 | tee "$LOGS/tests_layers.log" | tail -3
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1

@@ -2,9 +2,9 @@
 """Speed and memory of criss-cross attention backends, and RCCA (R=2) versus a non-local block.
 
 Table 1: forward and forward+backward time (CUDA events, after warm-up; median of the timed runs) and
-peak extra GPU memory of forward+backward, for backend "cuda" (the compiled op), backend "torch" (the
-dense PyTorch formulation) and a non-local block's attention (full HW x HW, the same channels), per
-shape and dtype. Table 2: the comparison the paper reports (Huang et al., TPAMI; 108 vs 16.5 GFLOPs,
+peak extra GPU memory of forward+backward, for backend "cuda" (the compiled op), backend "fused" (the
+Triton kernel), backend "torch" (the dense PyTorch formulation) and a non-local block's attention
+(full HW x HW, the same channels), per shape and dtype. Table 2: the comparison the paper reports (Huang et al., TPAMI; 108 vs 16.5 GFLOPs,
 1411 MB vs 127 MB) for two criss-cross modules with shared weights versus one non-local block at
 [1, 512, 97, 97], C' = 64: GFLOPs counted from the layer sizes (2 FLOPs per multiply-add; 1x1
 projections, energies and aggregation) and measured peak extra memory of forward+backward.
@@ -14,7 +14,8 @@ projections, energies and aggregation) and measured peak extra memory of forward
     python tools/benchmark_attention.py --shapes 2,512,97,97 --dtypes bfloat16 --iters 20
 
 Timings need a GPU; on CPU the tool runs small shapes only to show it works, and its numbers mean
-nothing for the GPU. On CPU the "cuda" rows run the compiled op's CPU kernel.
+nothing for the GPU. On CPU the "cuda" rows run the compiled op's CPU kernel, and the "fused" rows run
+only under TRITON_INTERPRET=1 (triton's interpreter).
 """
 import argparse
 import datetime
@@ -32,12 +33,15 @@ from ccnet_d2.layers import (
     compiled_op_has_cuda_kernels,
     compiled_op_status,
     criss_cross_attention,
+    fused_kernel_available,
+    fused_kernel_interpreted,
+    fused_kernel_status,
 )
 
 GPU_SHAPES = ["2,512,97,97", "8,512,97,97", "2,512,128,256", "2,256,200,304"]
 CPU_SHAPES = ["2,64,17,17", "1,32,25,33"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-BACKENDS = ("cuda", "torch", "non-local")
+BACKENDS = ("cuda", "fused", "torch", "non-local")
 PAPER = {"RCCA (R=2)": (16.5, 127), "non-local": (108, 1411)}  # (GFLOPs, MB) as reported in the paper's comparison with the non-local block
 
 
@@ -206,12 +210,14 @@ def header(device):
     print(f"# criss-cross attention benchmark, {datetime.datetime.now().isoformat(timespec='minutes')}")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     print(f"device: {device} ({name}); torch {torch.__version__}, CUDA {torch.version.cuda}, "
-          f"python {platform.python_version()}; compiled op: {compiled_op_status()}")
+          f"python {platform.python_version()}; compiled op: {compiled_op_status()}; "
+          f"fused kernel: {fused_kernel_status()}")
     if device.type == "cuda":
         print(f"TF32 matmul allowed: {torch.backends.cuda.matmul.allow_tf32}")
     else:
         print("NOTE: CPU run -- timings need a GPU; this run only shows that the tool works. "
-              "'cuda' rows run the compiled op's CPU kernel; memory is not measured on CPU.")
+              "'cuda' rows run the compiled op's CPU kernel, 'fused' rows triton's interpreter; "
+              "memory is not measured on CPU.")
 
 
 def parse_args():
@@ -237,6 +243,10 @@ def main():
                                    else compiled_op_built()):
         print(f"backend 'cuda' left out: the compiled op is {compiled_op_status()}")
         backends.remove("cuda")
+    if "fused" in backends and not (fused_kernel_available() if device.type == "cuda" else fused_kernel_interpreted()):
+        print(f"backend 'fused' left out: the fused kernel is {fused_kernel_status()}"
+              + ("" if device.type == "cuda" else "; on CPU it runs under TRITON_INTERPRET=1"))
+        backends.remove("fused")
     shapes = [tuple(int(s) for s in text.split(",")) for text in
               (args.shapes or (GPU_SHAPES if device.type == "cuda" else CPU_SHAPES))]
     header(device)

@@ -8,6 +8,8 @@ from .criss_cross import (
 )
 from .attention_maps import AttentionRecorder, compose_pixel_attention
 from .compiled_op import compiled_op_built, compiled_op_has_cuda_kernels, compiled_op_status
+from .criss_cross import GPU_VERIFIED_KERNELS
+from .fused_op import fused_kernel_available, fused_kernel_interpreted, fused_kernel_status
 from .modules import RCCA, CrissCrossAttention, RCCAHeadBlock, check_recurrence, get_activation
 from .criss_cross_3d import criss_cross_attention_3d
 from .modules import RCCA3d, CrissCrossAttention3d, per_frame

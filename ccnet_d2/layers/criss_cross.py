@@ -11,12 +11,18 @@ from typing import List
 import torch
 import torch.nn.functional as F
 
-from . import compiled_op
+from . import compiled_op, fused_op
 
 __all__ = ["criss_cross_attention", "criss_cross_attention_torch", "criss_cross_attention_map",
-           "pixel_attention_map", "check_attention_inputs", "line_attention", "BACKENDS"]
+           "pixel_attention_map", "check_attention_inputs", "line_attention", "BACKENDS", "GPU_VERIFIED_KERNELS"]
 
-BACKENDS = ("auto", "torch", "cuda")
+BACKENDS = ("auto", "torch", "cuda", "fused")
+# The kernels "auto" may choose for CUDA tensors, in order of preference: only those whose CUDA tests
+# have passed on real hardware and whose forward+backward beat backend "torch" there, as measured by
+# tools/benchmark_attention.py. backend -> (GPU, date, fwd+bwd speed-up over "torch" at [2,512,97,97]).
+# No kernel has run on a GPU yet, so "auto" uses the torch backend on CUDA.
+GPU_VERIFIED_KERNELS = {}
+_KERNEL_AVAILABLE = {"cuda": compiled_op.compiled_op_has_cuda_kernels, "fused": fused_op.fused_kernel_available}
 _REDUCED_PRECISION = (torch.float16, torch.bfloat16)
 _logger = logging.getLogger(__name__)
 _fallback_logged = False
@@ -38,9 +44,10 @@ def check_attention_inputs(query: torch.Tensor, key: torch.Tensor, value: torch.
         if not t.is_floating_point():
             raise TypeError(f"{op}: {name} must be a floating-point tensor "
                             f"(float32, float16, bfloat16 or float64), got {t.dtype}")
-    if query.shape[2] < 1 or query.shape[3] < 1:  # the compiled op refuses them too
-        raise ValueError(f"criss_cross_attention: H and W must be >= 1 (each pixel attends to its row and "
-                         f"column), got query of shape {tuple(query.shape)}")
+    if any(size < 1 for size in query.shape[2:]):  # the compiled op refuses them too
+        axes = ", ".join(spatial[:-1]) + " and " + spatial[-1]
+        raise ValueError(f"{op}: {axes} must be >= 1 (each position attends to its lines), "
+                         f"got query of shape {tuple(query.shape)}")
     if query.shape != key.shape:
         qk_layout = ", ".join(["B", "C'", *spatial])
         raise ValueError(f"{op}: query and key must have the same shape [{qk_layout}], "
@@ -115,13 +122,20 @@ def _resolve_backend(backend: str, query: torch.Tensor) -> str:
                                f"has no CUDA kernels ({compiled_op.compiled_op_status()}); reinstall with "
                                "CUDA_HOME set (docs/INSTALL.md, 'The compiled operator')")
         return "cuda"
+    if backend == "fused":
+        return "fused"  # fused_op checks the device, dtype and triton
     # auto
     if query.is_cuda:
-        if compiled_op.compiled_op_has_cuda_kernels():
-            return "cuda"
+        for kernel in GPU_VERIFIED_KERNELS:
+            if _KERNEL_AVAILABLE[kernel]():
+                return kernel
         if not _fallback_logged:
-            _logger.warning("criss_cross_attention: the compiled CUDA op is not built (%s); using the "
-                            "PyTorch backend", compiled_op.compiled_op_status())
+            _logger.warning("criss_cross_attention: backend 'auto' uses the PyTorch backend on CUDA: %s",
+                            "no kernel has passed its GPU tests and beaten it on real hardware yet"
+                            if not GPU_VERIFIED_KERNELS else
+                            f"none of the verified kernels {tuple(GPU_VERIFIED_KERNELS)} is available "
+                            f"(compiled op: {compiled_op.compiled_op_status()}; "
+                            f"fused kernel: {fused_op.fused_kernel_status()})")
             _fallback_logged = True
     return "torch"
 
@@ -131,12 +145,16 @@ def criss_cross_attention(query: torch.Tensor, key: torch.Tensor, value: torch.T
     """Criss-cross attention: query/key [B, C', H, W], value [B, C, H, W] -> [B, C, H, W].
 
     Args:
-        backend: "torch" (pure PyTorch, any device), "cuda" (compiled kernel, CUDA tensors only) or
-            "auto" (the kernel for CUDA tensors when it is built, otherwise PyTorch).
+        backend: "torch" (pure PyTorch, any device), "cuda" (compiled kernel, CUDA tensors only),
+            "fused" (Triton kernel; float32/16-bit CUDA tensors) or "auto" (a kernel of
+            GPU_VERIFIED_KERNELS for CUDA tensors when one is available, otherwise PyTorch).
     """
     check_attention_inputs(query, key, value)
-    if _resolve_backend(backend, query) == "cuda":
+    resolved = _resolve_backend(backend, query)
+    if resolved == "cuda":
         return compiled_op.criss_cross_attention_cuda(query, key, value)
+    if resolved == "fused":
+        return fused_op.fused_criss_cross_attention(query, key, value)
     return criss_cross_attention_torch(query, key, value)
 
 

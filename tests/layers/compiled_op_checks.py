@@ -26,13 +26,14 @@ def assert_close_scaled(actual, expected, rtol):
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=rtol * max(expected.abs().max().item(), 1e-30))
 
 
-def check_against_torch_backend(device, dtype, shape, rtol, seed=0, layout=None):
-    """Forward and the three gradients of the op in `dtype` against the torch backend in float64."""
+def check_against_torch_backend(device, dtype, shape, rtol, seed=0, layout=None, op=None):
+    """Forward and the three gradients of `op` (default: the compiled op) in `dtype` against the torch
+    backend in float64."""
     q, k, v = make_inputs(*shape, dtype=dtype, device=device, seed=seed)
     grad_out = make_inputs(*shape, dtype=dtype, device=device, seed=seed + 100)[2]
     if layout is not None:
         q, k, v, grad_out = (layout(t) for t in (q, k, v, grad_out))
-    got = output_and_grads(ops.criss_cross_attention, (q, k, v), grad_out)
+    got = output_and_grads(op or ops.criss_cross_attention, (q, k, v), grad_out)
     want = output_and_grads(criss_cross_attention_torch, [t.double() for t in (q, k, v)], grad_out.double())
     assert got[0].dtype == dtype and got[0].shape == v.shape
     for name, a, e in zip(("output", "grad_query", "grad_key", "grad_value"), got, want):

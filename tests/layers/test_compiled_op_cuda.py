@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ccnet_d2.layers import compiled_op_has_cuda_kernels, compiled_op_status, criss_cross_attention
-from ccnet_d2.layers import criss_cross_attention_torch
+from ccnet_d2.layers import GPU_VERIFIED_KERNELS, criss_cross_attention_torch
 
 from .compiled_op_checks import SHAPES, check_against_torch_backend, make_inputs, ops, output_and_grads
 
@@ -62,12 +62,16 @@ def test_cuda_matches_cpu_kernel_in_float64():
         torch.testing.assert_close(b.cpu(), a, rtol=1e-13, atol=1e-13)
 
 
-def test_cuda_auto_and_cuda_backends_use_the_kernel():
+def test_cuda_backend_uses_the_kernel_and_auto_the_verified_kernels():
+    """backend="cuda" runs the compiled op; "auto" runs the first kernel of GPU_VERIFIED_KERNELS, or torch."""
     q, k, v = make_inputs(2, 4, 8, 10, 12, dtype=torch.float32, device="cuda")
-    torch.testing.assert_close(criss_cross_attention(q, k, v, backend="auto"),
-                               ops.criss_cross_attention(q, k, v), rtol=0, atol=0)
+    torch.testing.assert_close(criss_cross_attention(q, k, v, backend="cuda"), ops.criss_cross_attention(q, k, v),
+                               rtol=0, atol=0)
     torch.testing.assert_close(criss_cross_attention(q, k, v, backend="cuda"),
                                criss_cross_attention_torch(q, k, v), rtol=1e-5, atol=1e-5)
+    chosen = next(iter(GPU_VERIFIED_KERNELS), "torch")
+    torch.testing.assert_close(criss_cross_attention(q, k, v, backend="auto"),
+                               criss_cross_attention(q, k, v, backend=chosen), rtol=0, atol=0)
 
 
 def test_cuda_torch_compile_inductor():

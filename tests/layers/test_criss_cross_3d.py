@@ -147,3 +147,10 @@ def test_cuda_tensors_match_the_cpu_result(dtype, tolerance):
     assert out.dtype == dtype and out.is_cuda
     expected = criss_cross_attention_3d(q.float(), k.float(), v.float())
     torch.testing.assert_close(out.float().cpu(), expected, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("t, h, w", [(0, 3, 4), (2, 0, 4), (2, 3, 0)])
+def test_an_empty_clip_is_refused(t, h, w):
+    q, v = torch.randn(1, 2, t, h, w), torch.randn(1, 3, t, h, w)
+    with pytest.raises(ValueError, match=r"T, H and W must be >= 1"):
+        criss_cross_attention_3d(q, q, v)
