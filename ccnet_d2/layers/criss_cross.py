@@ -54,7 +54,9 @@ def _cross_energies(query: torch.Tensor, key: torch.Tensor) -> Tuple[torch.Tenso
     h = query.shape[2]
     row = torch.einsum("bchw,bchv->bhwv", query, key)
     col = torch.einsum("bchw,bcgw->bhwg", query, key)
-    self_mask = torch.eye(h, dtype=torch.bool, device=query.device).view(1, h, 1, h)
+    rows = torch.arange(h, device=query.device)
+    self_mask = (rows.view(h, 1) == rows.view(1, h)).view(1, h, 1, h)  # the identity, without eye (ONNX's
+    # EyeLike has no boolean kernel in ONNX Runtime)
     col = col.masked_fill(self_mask, float("-inf"))
     return row, col
 
