@@ -13,10 +13,10 @@ def random_image(height: int, width: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(3, height, width, generator=torch.Generator().manual_seed(seed)) * 255
 
 
-def seeded_model(config: str, *overrides, gamma: float = 1.0, seed: int = 0) -> nn.Module:
-    """The config's model on CPU, random weights, attention on (``gamma``), batch-norm statistics
-    measured on a random image; in evaluation mode."""
+def seeded_model(config: str, *overrides, gamma: float = 1.0, seed: int = 0, device: str = "cpu") -> nn.Module:
+    """The config's model on ``device``, random weights, attention on (``gamma``), batch-norm
+    statistics measured on a random image; in evaluation mode."""
     torch.manual_seed(seed)
-    model = build_model(build_cfg(config, "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", *overrides))
+    model = build_model(build_cfg(config, "MODEL.DEVICE", device, "MODEL.WEIGHTS", "", *overrides))
     set_attention_gamma(model, gamma)
-    return calibrate_batch_norm(model, random_image(96, 128, seed=100))
+    return calibrate_batch_norm(model, random_image(96, 128, seed=100).to(device))

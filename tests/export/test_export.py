@@ -1,9 +1,9 @@
 """Exported models against eager PyTorch: the ONNX files pass onnx.checker, contain standard operators
 only and run in ONNX Runtime (CPU); the torch.export program runs; outputs match at two input sizes.
 
-Tolerances (float32; measured differences are 10-100x smaller, docs/DEPLOYMENT.md): semantic logits
-1e-4 absolute and the same label on >= 99.9 % of pixels; Mask R-CNN boxes 1e-2 px, scores and
-28x28 mask probabilities 1e-4, classes equal.
+Tolerances (float32, absolute; the measured differences, 4-10x smaller, are in docs/DEPLOYMENT.md):
+semantic logits 1e-4 and the same label on >= 99.9 % of pixels; Mask R-CNN boxes 0.05 px, scores
+5e-4, 28x28 mask probabilities 1e-4, classes equal.
 """
 import numpy as np
 import onnx
@@ -20,7 +20,7 @@ from tests.common import TOY_INSTANCE_CONFIG, TOY_SEMANTIC_CONFIG, load_tool
 from .seeded import random_image, seeded_model
 
 LOGIT_ATOL, LABEL_AGREEMENT = 1e-4, 0.999
-BOX_ATOL, SCORE_ATOL, MASK_ATOL = 1e-2, 1e-4, 1e-4
+BOX_ATOL, SCORE_ATOL, MASK_ATOL = 0.05, 5e-4, 1e-4
 SEMANTIC_SIZES = [(100, 90), (77, 130)]  # the first is the traced one; neither is a multiple of the stride 8
 INSTANCE_SIZES = [(192, 160), (160, 224)]
 INSTANCE_OVERRIDES = ("MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.05")
