@@ -33,7 +33,10 @@ def parse_args(argv=None):
     sample.add_argument("--sample-image", metavar="FILE", help="an image to trace the model with")
     sample.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="trace with a random image of this size")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, KEY VALUE ...")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.size and min(args.size) < 1:
+        parser.error(f"--size H W must be positive, got {args.size}")
+    return args
 
 
 def sample_image(cfg, args) -> torch.Tensor:

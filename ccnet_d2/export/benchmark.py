@@ -116,7 +116,7 @@ def _runner(model, image: torch.Tensor, runtime: str, device: str, threads: int,
     graph_input = image if is_instance else image[None]
     if runtime == "onnxruntime":
         start = time.perf_counter()
-        path = export_model(model, image.cpu(), workdir, "onnx")
+        path = export_model(model, image, workdir, "onnx")
         note = f"export {time.perf_counter() - start:.0f} s"
         session = _onnxruntime_session(path, device, threads)
         feed = {session.get_inputs()[0].name: graph_input.cpu().numpy()}

@@ -54,6 +54,8 @@ def export_model(model: nn.Module, image: torch.Tensor, output_dir: str, export_
     model's ``INPUT.FORMAT``) on the model's device. Returns the file written."""
     if export_format not in EXPORT_FORMATS:
         raise ValueError(f"export format must be one of {EXPORT_FORMATS}, got {export_format!r}")
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"export: the sample image must be [3, H, W] (float 0..255), got {tuple(image.shape)}")
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, _FILE_NAMES[export_format])
     model.eval()

@@ -1,5 +1,5 @@
 """Exported models against eager PyTorch: the ONNX files pass onnx.checker, contain standard operators
-only and run in ONNX Runtime (CPU); the torch.export program runs; outputs match at two input sizes.
+only and run in ONNX Runtime (CPU); the torch.export program runs; outputs match at two or three input sizes.
 
 Tolerances (float32, absolute; the measured differences, 4-10x smaller, are in docs/DEPLOYMENT.md):
 semantic logits 1e-4 and the same label on >= 99.9 % of pixels; Mask R-CNN boxes 0.05 px, scores
@@ -21,7 +21,7 @@ from .seeded import random_image, seeded_model
 
 LOGIT_ATOL, LABEL_AGREEMENT = 1e-4, 0.999
 BOX_ATOL, SCORE_ATOL, MASK_ATOL = 0.05, 5e-4, 1e-4
-SEMANTIC_SIZES = [(100, 90), (77, 130)]  # the first is the traced one; neither is a multiple of the stride 8
+SEMANTIC_SIZES = [(100, 90), (77, 130), (64, 96)]  # the first is traced; the last needs no padding to the stride 8
 INSTANCE_SIZES = [(192, 160), (160, 224)]
 INSTANCE_OVERRIDES = ("MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.05")
 
@@ -115,7 +115,7 @@ def eager_semantic_logits(model, image):
         return model([{"image": image}])[0]["sem_seg"].numpy()
 
 
-def test_semantic_onnx_matches_pytorch_at_two_sizes(semantic_model, tmp_path):
+def test_semantic_onnx_matches_pytorch_at_three_sizes(semantic_model, tmp_path):
     session = onnx_session(exported_with_tool(tmp_path, TOY_SEMANTIC_CONFIG, SEMANTIC_SIZES[0], semantic_model))
     assert [o.name for o in session.get_outputs()] == list(SEMANTIC_OUTPUTS)
     no_attention = seeded_model(TOY_SEMANTIC_CONFIG, gamma=0.0)
