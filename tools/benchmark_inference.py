@@ -24,8 +24,10 @@ def parse_args(argv=None):
     parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"),
                         default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     parser.add_argument("--iters", type=int, default=3, help="timed runs (the median is reported)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (torch.compile compiles in the first)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads of torch and ONNX Runtime")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed runs first (torch.compile compiles in the first)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="CPU threads of torch and ONNX Runtime")
     args = parser.parse_args(argv)
     if args.iters < 1 or args.warmup < 1 or args.threads < 1:
         parser.error(f"--iters, --warmup and --threads must be >= 1, got {args.iters}, {args.warmup}, {args.threads}")

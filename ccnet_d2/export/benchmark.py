@@ -202,9 +202,9 @@ def environment_lines(threads: int, warmup: int, iters: int) -> List[str]:
     return [
         f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"CPU: {_cpu_name()}, {os.cpu_count()} logical cores; GPU: {gpu}",
-        f"threads: {threads} (torch intra-op and ONNX Runtime intra-op); load average (1, 5, 15 min) before the runs: {load}",
+        f"threads: {threads} (torch and ONNX Runtime intra-op); load average (1, 5, 15 min) before the runs: {load}",
         f"runs: median of {iters} after {warmup} warm-up",
-        f"versions: Python {platform.python_version()}, torch {torch.__version__}, detectron2 {detectron2.__version__}, "
-        f"onnxruntime {onnxruntime.__version__}",
+        f"versions: Python {platform.python_version()}, torch {torch.__version__}, "
+        f"detectron2 {detectron2.__version__}, onnxruntime {onnxruntime.__version__}",
     ]
 

@@ -23,7 +23,7 @@ from .semantic import SemanticSegmentationGraph
 __all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "SEMANTIC_OUTPUTS", "export_semantic_program", "export_model"]
 
 EXPORT_FORMATS = ("onnx", "torch-export")
-ONNX_OPSET = 18  # the lowest opset of the dynamo exporter; RoiAlign's aligned mode needs 16
+ONNX_OPSET = 18  # what the dynamo exporter translates to (lower ones are converted after); RoiAlign aligned needs 16
 SEMANTIC_OUTPUTS = ("logits", "labels")
 _FILE_NAMES = {"onnx": "model.onnx", "torch-export": "model.pt2"}
 
