@@ -5,6 +5,7 @@ Tolerances (float32, absolute; the measured differences, 4-10x smaller, are in d
 semantic logits 1e-4 and the same label on >= 99.9 % of pixels; Mask R-CNN boxes 0.05 px, scores
 5e-4, 28x28 mask probabilities 1e-4, classes equal.
 """
+import cv2
 import numpy as np
 import onnx
 import onnxruntime
@@ -37,12 +38,13 @@ def onnx_session(path):
     return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 
-def exported_with_tool(tmp_path, config, size, model, *overrides):
-    """Save ``model``'s weights and export them with tools/export_model.py, as a user would."""
+def exported_with_tool(tmp_path, config, model, export_format, sample, *overrides):
+    """Save ``model``'s weights and export them with tools/export_model.py, as a user would;
+    ``sample``: the tool's ``--size H W`` or ``--sample-image FILE`` arguments."""
     DetectionCheckpointer(model, save_dir=str(tmp_path)).save("seeded")
-    return load_tool("export_model").main(["--config-file", config, "--format", "onnx", "--output", str(tmp_path),
-                                           "--size", *map(str, size), "MODEL.WEIGHTS", str(tmp_path / "seeded.pth"),
-                                           *overrides])
+    return load_tool("export_model").main(["--config-file", config, "--format", export_format, "--output",
+                                           str(tmp_path), *map(str, sample),
+                                           "MODEL.WEIGHTS", str(tmp_path / "seeded.pth"), *overrides])
 
 
 # ---- the custom-operator table ----
@@ -116,7 +118,8 @@ def eager_semantic_logits(model, image):
 
 
 def test_semantic_onnx_matches_pytorch_at_three_sizes(semantic_model, tmp_path):
-    session = onnx_session(exported_with_tool(tmp_path, TOY_SEMANTIC_CONFIG, SEMANTIC_SIZES[0], semantic_model))
+    session = onnx_session(exported_with_tool(tmp_path, TOY_SEMANTIC_CONFIG, semantic_model, "onnx",
+                                              ["--size", *SEMANTIC_SIZES[0]]))
     assert [o.name for o in session.get_outputs()] == list(SEMANTIC_OUTPUTS)
     no_attention = seeded_model(TOY_SEMANTIC_CONFIG, gamma=0.0)
     for seed, (height, width) in enumerate(SEMANTIC_SIZES):
@@ -132,7 +135,9 @@ def test_semantic_onnx_matches_pytorch_at_three_sizes(semantic_model, tmp_path):
 
 
 def test_semantic_torch_export_program_matches_eager(semantic_model, tmp_path):
-    path = export_model(semantic_model, random_image(*SEMANTIC_SIZES[0]), str(tmp_path), "torch-export")
+    sample = str(tmp_path / "sample.png")  # traced at the size the tool resizes it to (INPUT.MIN_SIZE_TEST 128)
+    cv2.imwrite(sample, random_image(60, 75).permute(1, 2, 0).numpy().astype(np.uint8))
+    path = exported_with_tool(tmp_path, TOY_SEMANTIC_CONFIG, semantic_model, "torch-export", ["--sample-image", sample])
     program = torch.export.load(path)
     assert not any("ccnet_d2" in str(node.target) for node in program.graph.nodes)
     for seed, (height, width) in enumerate(SEMANTIC_SIZES):
@@ -154,8 +159,8 @@ def test_semantic_export_refuses_sliding_window(tmp_path):
 
 def test_mask_rcnn_onnx_matches_pytorch_at_two_sizes(tmp_path):
     model = seeded_model(TOY_INSTANCE_CONFIG, *INSTANCE_OVERRIDES)
-    session = onnx_session(exported_with_tool(tmp_path, TOY_INSTANCE_CONFIG, INSTANCE_SIZES[0], model,
-                                              *INSTANCE_OVERRIDES))
+    session = onnx_session(exported_with_tool(tmp_path, TOY_INSTANCE_CONFIG, model, "onnx",
+                                              ["--size", *INSTANCE_SIZES[0]], *INSTANCE_OVERRIDES))
     assert [o.name for o in session.get_outputs()] == list(INSTANCE_OUTPUTS)
     for seed, (height, width) in enumerate(INSTANCE_SIZES):
         image = random_image(height, width, seed)
