@@ -102,7 +102,16 @@ setup(
         "scipy",
         "pillow",
     ],
-    extras_require={"test": ["pytest", "pytest-timeout"]},
+    extras_require={
+        "test": ["pytest", "pytest-timeout"],
+        # tools/export_model.py and tools/benchmark_inference.py (docs/DEPLOYMENT.md); numpy stays < 2 (above)
+        "export": [
+            "onnx>=1.17,<1.20",  # 1.20 needs ml_dtypes >= 0.5.4, which needs numpy 2; 1.17 has the opset-18 checker
+            "ml_dtypes>=0.5,<0.5.4",  # what onnx and onnxscript need, in the last versions that take numpy 1
+            "onnxscript>=0.5",  # the torch.export-based ONNX exporter (torch.onnx.export(dynamo=True)) translates with it
+            "onnxruntime>=1.20",  # runs the exported files (tests, benchmark); tested with 1.32
+        ],
+    },
     ext_modules=ext_modules,
     cmdclass=cmdclass,
 )

@@ -156,10 +156,10 @@ else
   run_logged pip "$VPY" -m pip install --upgrade "${BUILD_TOOLS[0]}" || fail pip "could not upgrade pip"
   run_logged torch "$VPY" -m pip install --upgrade "${BUILD_TOOLS[@]:1}" "$TORCH_PIN" "$TORCHVISION_PIN" ||
     fail torch "could not install $TORCH_PIN and $TORCHVISION_PIN"
-  # The project with the dependencies it declares (setup.py) and its test extra; the op is compiled
+  # The project with the dependencies it declares (setup.py) and its test and export extras; the op is compiled
   # in step 4, so that a change of requirements alone never recompiles it.
   log "installing the project (editable) with its declared dependencies (log: $LOGS/project-deps.log)"
-  CCNET_D2_NO_EXTENSION=1 run_logged project-deps "$VPY" -m pip install --no-build-isolation -e ".[test]" ||
+  CCNET_D2_NO_EXTENSION=1 run_logged project-deps "$VPY" -m pip install --no-build-isolation -e ".[test,export]" ||
     fail project-deps "could not install the project's dependencies"
   echo "$deps_key" >"$DEPS_STAMP"
 fi

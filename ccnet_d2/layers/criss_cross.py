@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from . import compiled_op, fused_op
 
 __all__ = ["criss_cross_attention", "criss_cross_attention_torch", "criss_cross_attention_map",
-           "pixel_attention_map", "check_attention_inputs", "line_attention", "BACKENDS", "GPU_VERIFIED_KERNELS"]
+           "pixel_attention_map", "check_attention_inputs", "line_attention", "criss_cross_log_sum_exp",
+           "BACKENDS", "GPU_VERIFIED_KERNELS"]
 
 BACKENDS = ("auto", "torch", "cuda", "fused")
 # The kernels "auto" may choose for CUDA tensors, in order of preference: only those whose CUDA tests
@@ -67,22 +68,36 @@ def check_attention_inputs(query: torch.Tensor, key: torch.Tensor, value: torch.
 def _line_energies(query: torch.Tensor, key: torch.Tensor, axis: int, keep_self: bool) -> torch.Tensor:
     """Energies [B, *S, L] between every position and the L positions of its line along tensor dim
     ``axis``; the position itself is masked to -inf unless ``keep_self``."""
-    energies = torch.einsum("bc...l,bc...m->b...lm", query.movedim(axis, -1), key.movedim(axis, -1))
+    # Non-negative dims throughout: the ONNX tracer writes negative ones into Transpose perms, which ONNX refuses.
+    last = query.dim() - 1
+    energies = torch.einsum("bc...l,bc...m->b...lm", query.movedim(axis, last), key.movedim(axis, last))
     if not keep_self:
-        length = query.shape[axis]
-        self_mask = torch.eye(length, dtype=torch.bool, device=query.device)
+        positions = torch.arange(query.shape[axis], device=query.device)
+        # The identity as a comparison, not torch.eye: ONNX's EyeLike has no boolean kernel in ONNX Runtime.
+        self_mask = positions.view(-1, 1) == positions.view(1, -1)
         energies = energies.masked_fill(self_mask, float("-inf"))
-    return energies.movedim(-2, axis - 1)
+    return energies.movedim(last - 1, axis - 1)
+
+
+def _cross_energies(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """Energies [B, *S, L1 + L2 + ...] of every position of [B, C', *S] maps on all its lines, from the
+    last spatial axis (the row, which keeps the position itself, so that it is counted once) to the
+    first (column, then time), the others without the position."""
+    axes = list(range(query.dim() - 1, 1, -1))
+    return torch.cat([_line_energies(query, key, axis, keep_self=axis == axes[0]) for axis in axes], dim=-1)
 
 
 def _line_softmax(query: torch.Tensor, key: torch.Tensor) -> List[torch.Tensor]:
-    """One softmax over the lines through every position of [B, C', *S] maps: returns the weights
-    [B, *S, L] of each line, from the last spatial axis (the row, which keeps the position itself,
-    so that it is counted once) to the first (column, then time), the others without the position."""
-    axes = list(range(query.dim() - 1, 1, -1))
-    energies = [_line_energies(query, key, axis, keep_self=axis == axes[0]) for axis in axes]
-    weights = F.softmax(torch.cat(energies, dim=-1), dim=-1)
-    return list(weights.split([query.shape[axis] for axis in axes], dim=-1))
+    """One softmax over the lines through every position: the weights [B, *S, L] of each line, in the
+    order of ``_cross_energies``."""
+    weights = F.softmax(_cross_energies(query, key), dim=-1)
+    return list(weights.split([query.shape[axis] for axis in range(query.dim() - 1, 1, -1)], dim=-1))
+
+
+def criss_cross_log_sum_exp(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """The log-sum-exp [B, *S] (float32) of every position's energies over its cross: the softmax's
+    normaliser, which the fused kernel keeps for its backward."""
+    return torch.logsumexp(_cross_energies(query.float(), key.float()), dim=-1)
 
 
 def line_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -95,8 +110,9 @@ def line_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) 
     axes = range(value.dim() - 1, 1, -1)
     out = 0
     for axis, weights in zip(axes, _line_softmax(query, key)):
-        line = torch.einsum("b...lm,bc...m->bc...l", weights.movedim(axis - 1, -2), value.movedim(axis, -1))
-        out = out + line.movedim(-1, axis)
+        last = value.dim() - 1  # non-negative dims, as in _line_energies
+        line = torch.einsum("b...lm,bc...m->bc...l", weights.movedim(axis - 1, last - 1), value.movedim(axis, last))
+        out = out + line.movedim(last, axis)
     return out.to(out_dtype)
 
 

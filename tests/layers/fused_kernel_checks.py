@@ -170,6 +170,24 @@ def torch_export_sees_one_op(device):
     torch.testing.assert_close(exported.module()(*inputs), Attend()(*inputs), rtol=0, atol=0)
 
 
+def export_decomposes_to_the_reference(device):
+    """The export table's entry for the fused op: the decomposed program holds no custom op and gives the
+    op's output and log-sum-exp (negative control: the op is in the graph before decomposition)."""
+    from ccnet_d2.export import decompositions
+
+    class Attend(torch.nn.Module):
+        def forward(self, q, k, v):
+            return torch.ops.ccnet_d2.fused_criss_cross_attention(q, k, v)
+
+    inputs = make_inputs(2, 3, 4, 5, 7, dtype=torch.float32, device=device)
+    program = torch.export.export(Attend(), inputs)
+    assert any("fused_criss_cross_attention" in str(n.target) for n in program.graph.nodes)
+    program = decompositions.decompose_custom_ops(program)
+    assert not any("ccnet_d2" in str(n.target) for n in program.graph.nodes), program.graph
+    for got, expected in zip(program.module()(*inputs), Attend()(*inputs)):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def _cases():
     cases = {}
     for dtype, shapes in ((torch.float32, SHAPES), (torch.float16, REDUCED_SHAPES), (torch.bfloat16, REDUCED_SHAPES)):
@@ -184,7 +202,8 @@ def _cases():
     for check in (matches_loop_reference, counts_each_pixel_once, self_counted_twice_is_detected,
                   large_half_energies_stay_finite, empty_batch_and_channels, bad_inputs_are_refused,
                   autocast_leaves_the_op_alone, backend_name_reaches_the_kernel, double_backward_raises,
-                  opcheck_registration, torch_compile_sees_one_op, torch_export_sees_one_op):
+                  opcheck_registration, torch_compile_sees_one_op, torch_export_sees_one_op,
+                  export_decomposes_to_the_reference):
         cases[check.__name__] = check
     return cases
 

@@ -158,6 +158,9 @@ class CCNetSegmentor(SemanticSegmentor):
         """One network pass: pad to the size divisibility (1 without ``pad_to_stride``), run backbone and
         head, upsample the logits to the padded size and crop the padding off."""
         height, width = images.shape[-2:]
-        padded = F.pad(images, (0, -width % self.size_divisibility, 0, -height % self.size_divisibility))
-        logits = self.sem_seg_head.layers(self.features(padded))
-        return self.sem_seg_head.upsample(logits, padded.shape[-2:])[:, :, :height, :width]
+        pad_h, pad_w = -height % self.size_divisibility, -width % self.size_divisibility
+        padded = F.pad(images, (0, pad_w, 0, pad_h))
+        logits = self.sem_seg_head.upsample(self.sem_seg_head.layers(self.features(padded)), padded.shape[-2:])
+        # The crop as a negative padding: a torch.export graph then holds for every size, where a
+        # slice would fix whether the sample needed padding.
+        return F.pad(logits, (0, -pad_w, 0, -pad_h))
