@@ -11,7 +11,6 @@ Detectron2's DefaultTrainer.
 
 Evaluator choice, mappers and schedulers live in ``ccnet_d2`` (``ccnet_d2.engine.Trainer``).
 """
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
@@ -20,7 +19,7 @@ from detectron2.utils.logger import setup_logger
 
 import ccnet_d2  # noqa: F401  (registers the project's backbones, heads and datasets)
 from ccnet_d2 import add_ccnet_config
-from ccnet_d2.checkpoint import explain_checkpoint_errors
+from ccnet_d2.checkpoint import AtomicCheckpointer, explain_weights_errors
 from ccnet_d2.engine import Trainer
 
 
@@ -40,8 +39,9 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        with explain_checkpoint_errors(cfg.MODEL.WEIGHTS):
-            DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        checkpointer = AtomicCheckpointer(model, save_dir=cfg.OUTPUT_DIR)  # --resume: the newest intact checkpoint
+        with explain_weights_errors(checkpointer, cfg.MODEL.WEIGHTS, args.resume):
+            checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, results)

@@ -2,7 +2,7 @@
 that survive interruption (``atomic``)."""
 from .atomic import PARTIAL_SUFFIX, AtomicCheckpointer, write_atomically
 from .ccnet import CCNET_FORMATS, INPLACE_ABN_EPS, compare_with_model, convert_ccnet_state_dict
-from .loading import ACCEPTED_CHECKPOINTS, explain_checkpoint_errors
+from .loading import ACCEPTED_CHECKPOINTS, explain_checkpoint_errors, explain_weights_errors
 from .convert import (
     REQUIRED_CONFIG,
     SOURCE_FORMATS,

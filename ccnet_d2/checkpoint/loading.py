@@ -5,7 +5,7 @@ remedy (``KeyError: 101``, advice to set ``weights_only=False``, "failed finding
 """
 import contextlib
 
-__all__ = ["ACCEPTED_CHECKPOINTS", "explain_checkpoint_errors"]
+__all__ = ["ACCEPTED_CHECKPOINTS", "explain_checkpoint_errors", "explain_weights_errors"]
 
 ACCEPTED_CHECKPOINTS = (
     "a Detectron2 / ccnet_d2 checkpoint (.pth written by training or by tools/convert_ccnet_checkpoint.py), "
@@ -26,3 +26,14 @@ def explain_checkpoint_errors(path: str):
     except Exception as e:
         raise ValueError(f"cannot load {path!r} as a checkpoint ({type(e).__name__}, shown above). Expected "
                          f"{ACCEPTED_CHECKPOINTS}") from e
+
+
+@contextlib.contextmanager
+def explain_weights_errors(checkpointer, weights: str, resume: bool):
+    """``explain_checkpoint_errors(weights)`` around a ``resume_or_load`` that loads ``weights``; nothing when
+    it resumes from the checkpointer's own files instead (``AtomicCheckpointer`` names each file it skips)."""
+    if resume and checkpointer.has_checkpoint():
+        yield
+    else:
+        with explain_checkpoint_errors(weights):
+            yield

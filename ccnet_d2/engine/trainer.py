@@ -11,7 +11,7 @@ from detectron2.modeling import GeneralizedRCNN, GeneralizedRCNNWithTTA
 from detectron2.projects.deeplab import build_lr_scheduler as build_deeplab_lr_scheduler
 from detectron2.utils import comm
 
-from ..checkpoint import AtomicCheckpointer, explain_checkpoint_errors
+from ..checkpoint import AtomicCheckpointer, explain_weights_errors
 from ..data import build_clip_mapper, build_train_mapper, check_dataset_available
 from ..evaluation import build_evaluator
 from .distributed import create_ddp_model, replace_sync_batchnorm_on_cpu
@@ -59,9 +59,7 @@ class Trainer(DefaultTrainer):
     def resume_or_load(self, resume=True):
         """Detectron2's resume or load. Resuming falls back to the newest intact checkpoint; loading
         ``MODEL.WEIGHTS`` fails with an error naming the file when it is not a checkpoint."""
-        if resume and self.checkpointer.has_checkpoint():
-            return super().resume_or_load(resume)
-        with explain_checkpoint_errors(self.cfg.MODEL.WEIGHTS):
+        with explain_weights_errors(self.checkpointer, self.cfg.MODEL.WEIGHTS, resume):
             return super().resume_or_load(resume)
 
     @classmethod

@@ -47,3 +47,32 @@ def test_trainer_names_the_weights_file(tmp_path, monkeypatch, content):
     trainer = Trainer(cfg)
     with pytest.raises(ValueError, match=rf"cannot load '{weights}' as a checkpoint"):
         trainer.resume_or_load(resume=True)  # no last_checkpoint yet: MODEL.WEIGHTS is loaded
+
+
+def test_eval_only_resume_falls_back_to_the_newest_intact_checkpoint(tmp_path, monkeypatch, caplog):
+    """``train_net --eval-only --resume`` evaluates the newest intact checkpoint of OUTPUT_DIR, naming the
+    truncated one it skips, as training's --resume does."""
+    from detectron2.engine import default_argument_parser
+
+    from ccnet_d2.checkpoint import AtomicCheckpointer
+    from tests.common import load_tool
+
+    out = tmp_path / "out"
+    out.mkdir()
+    saved = _model()
+    AtomicCheckpointer(saved, save_dir=str(out)).save("model_0000001", iteration=1)
+    (out / "model_0000003.pth").write_bytes(b"PK\x03\x04 half a checkpoint")
+    (out / "last_checkpoint").write_text("model_0000003.pth")
+    train_net = load_tool("train_net")
+    evaluated = []
+    monkeypatch.setattr(train_net.Trainer, "test", classmethod(lambda cls, cfg, model: evaluated.append(model) or {}))
+    for logging_setup in ("default_setup", "setup_logger"):  # they would stop the logs propagating to caplog
+        monkeypatch.setattr(train_net, logging_setup, lambda *args, **kwargs: None)
+    args = default_argument_parser().parse_args(["--config-file", TOY_SEMANTIC_CONFIG, "--eval-only", "--resume",
+                                                 "OUTPUT_DIR", str(out), "MODEL.DEVICE", "cpu"])
+    with caplog.at_level("WARNING"):
+        train_net.main(args)
+    assert f"Cannot resume from {out / 'model_0000003.pth'}" in caplog.text
+    loaded = evaluated[0].state_dict()
+    for name, value in saved.state_dict().items():
+        torch.testing.assert_close(loaded[name], value, rtol=0, atol=0, msg=name)
