@@ -79,11 +79,16 @@ def _line_energies(query: torch.Tensor, key: torch.Tensor, axis: int, keep_self:
     return energies.movedim(last - 1, axis - 1)
 
 
+def _line_axes(tensor: torch.Tensor) -> List[int]:
+    """The spatial dims of a [B, C, *S] tensor in the order of the lines: the last (the row, which keeps
+    the position itself, so that it is counted once) first, then the column, then time."""
+    return list(range(tensor.dim() - 1, 1, -1))
+
+
 def _cross_energies(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-    """Energies [B, *S, L1 + L2 + ...] of every position of [B, C', *S] maps on all its lines, from the
-    last spatial axis (the row, which keeps the position itself, so that it is counted once) to the
-    first (column, then time), the others without the position."""
-    axes = list(range(query.dim() - 1, 1, -1))
+    """Energies [B, *S, L1 + L2 + ...] of every position of [B, C', *S] maps on all its lines, in the
+    order of ``_line_axes``: the row with the position itself, the others without it."""
+    axes = _line_axes(query)
     return torch.cat([_line_energies(query, key, axis, keep_self=axis == axes[0]) for axis in axes], dim=-1)
 
 
@@ -91,7 +96,7 @@ def _line_softmax(query: torch.Tensor, key: torch.Tensor) -> List[torch.Tensor]:
     """One softmax over the lines through every position: the weights [B, *S, L] of each line, in the
     order of ``_cross_energies``."""
     weights = F.softmax(_cross_energies(query, key), dim=-1)
-    return list(weights.split([query.shape[axis] for axis in range(query.dim() - 1, 1, -1)], dim=-1))
+    return list(weights.split([query.shape[axis] for axis in _line_axes(query)], dim=-1))
 
 
 def criss_cross_log_sum_exp(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
@@ -107,10 +112,9 @@ def line_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) 
     out_dtype = value.dtype
     if out_dtype in _REDUCED_PRECISION:
         query, key, value = query.float(), key.float(), value.float()
-    axes = range(value.dim() - 1, 1, -1)
+    last = value.dim() - 1  # non-negative dims, as in _line_energies
     out = 0
-    for axis, weights in zip(axes, _line_softmax(query, key)):
-        last = value.dim() - 1  # non-negative dims, as in _line_energies
+    for axis, weights in zip(_line_axes(value), _line_softmax(query, key)):
         line = torch.einsum("b...lm,bc...m->bc...l", weights.movedim(axis - 1, last - 1), value.movedim(axis, last))
         out = out + line.movedim(last, axis)
     return out.to(out_dtype)
@@ -171,7 +175,7 @@ def criss_cross_attention(query: torch.Tensor, key: torch.Tensor, value: torch.T
         return compiled_op.criss_cross_attention_cuda(query, key, value)
     if resolved == "fused":
         return fused_op.fused_criss_cross_attention(query, key, value)
-    return criss_cross_attention_torch(query, key, value)
+    return line_attention(query, key, value)  # the inputs are checked above
 
 
 @torch.no_grad()
