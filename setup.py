@@ -100,6 +100,7 @@ setup(
         "opencv-python-headless",
         "cityscapesscripts",
         "scipy",
+        "shapely",  # Detectron2's Cityscapes instance loader (load_cityscapes_instances) imports it
         "pillow",
     ],
     extras_require={

@@ -12,7 +12,7 @@ Detectron2's DefaultTrainer.
 Evaluator choice, mappers and schedulers live in ``ccnet_d2`` (``ccnet_d2.engine.Trainer``).
 """
 from detectron2.config import get_cfg
-from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
@@ -20,7 +20,7 @@ from detectron2.utils.logger import setup_logger
 import ccnet_d2  # noqa: F401  (registers the project's backbones, heads and datasets)
 from ccnet_d2 import add_ccnet_config
 from ccnet_d2.checkpoint import AtomicCheckpointer, explain_weights_errors
-from ccnet_d2.engine import Trainer
+from ccnet_d2.engine import Trainer, launch
 
 
 def setup(args):

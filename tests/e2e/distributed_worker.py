@@ -7,8 +7,10 @@ normalization layers, and (rank 0) the losses Detectron2 logged, read from the e
 import os
 
 import torch
-from detectron2.engine import default_argument_parser, launch
+from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
+
+from ccnet_d2.engine import launch
 
 from tests.common import load_tool
 
