@@ -19,6 +19,7 @@ A resumed run sets :attr:`ResumableTrainStream.start_iteration` before its first
 schedule is then replayed from iteration 0 without mapping anything (index arithmetic only).
 """
 import logging
+import signal
 from typing import Callable, Iterator, List, Sequence, Tuple
 
 import torch
@@ -106,6 +107,18 @@ class ResumableTrainStream(IterableDataset):
                 yield [self.map_sample(position, index) for position, index in batch]
 
 
+def _restore_default(signum, frame):
+    signal.signal(signum, signal.SIG_DFL)
+
+
+def outlive_first_stop_signal(worker_id: int) -> None:
+    """Loader workers live through a first SIGTERM / SIGINT (sent to a whole process group or job step):
+    the training process decides when to stop, may need a batch more, and shuts them down on its way
+    out; a second signal acts as usual."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _restore_default)
+
+
 def build_resumable_train_loader(cfg, mapper: Callable[[dict], dict]) -> DataLoader:
     """The training loader of ``cfg`` (the records of ``DATASETS.TRAIN`` as Detectron2's loader reads them,
     ``IMS_PER_BATCH`` over all processes, ``NUM_WORKERS``, ``ASPECT_RATIO_GROUPING``) over a
@@ -122,4 +135,5 @@ def build_resumable_train_loader(cfg, mapper: Callable[[dict], dict]) -> DataLoa
                                   comm.get_rank(), world_size, cfg.DATALOADER.ASPECT_RATIO_GROUPING)
     # Its own generator: creating the loader's iterator must not draw from torch's global one.
     return DataLoader(stream, batch_size=None, num_workers=cfg.DATALOADER.NUM_WORKERS,
-                      collate_fn=trivial_batch_collator, generator=torch.Generator())
+                      collate_fn=trivial_batch_collator, generator=torch.Generator(),
+                      worker_init_fn=outlive_first_stop_signal)

@@ -31,6 +31,15 @@ def _ignore_child_exit(signum, frame):
     """SIGCHLD while stopping: the DataLoader's workers died of the same signal; nothing to do."""
 
 
+def shut_down_loader_workers(trainer) -> None:
+    """End the training loader's worker processes now, as PyTorch does when its iterator is released (they
+    may have outlived the stop signal, and a process exiting would otherwise wait for them)."""
+    iterator = getattr(getattr(trainer, "_trainer", trainer), "_data_loader_iter_obj", None)
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 class StopAgreement:
     """The stop decision of all processes, one round per iteration: :meth:`exchange` posts this process's
     signal number (0: none) and returns the largest one posted by any process in the previous round."""
@@ -124,6 +133,7 @@ class SaveOnSignal(HookBase):
             # uninterrupted run's, and is cut off when resuming (ccnet_d2.engine.exact_resume).
             self._checkpointer.save(basename, iteration=iteration, extra_metrics_row=not self._regular_write(iteration))
         comm.synchronize()
+        shut_down_loader_workers(self.trainer)
         _logger.warning("Stopped by %s after iteration %d; checkpoint %s. Run the same command with --resume "
                         "to continue from iteration %d", name, iteration, path, iteration + 1)
         raise SystemExit(128 + received)
