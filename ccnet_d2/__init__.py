@@ -4,6 +4,7 @@
 """
 from . import data, modeling  # noqa: F401  (registration)
 from .config import add_ccnet_config
+from .engine import ClipPredictor, Predictor
 from .export import export_model
 from .layers import (
     RCCA,

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""Scan registered datasets in full and list every unreadable image, image/label size mismatch and
-label that is not single-channel class ids within the dataset's classes, each with its path.
+"""Scan registered datasets in full and list every missing or unreadable image or label, image/label size
+mismatch and label that is not single-channel class ids within the dataset's classes, each with its path,
+then how many there are.
 
     DETECTRON2_DATASETS=/path/to/datasets python tools/check_dataset.py lip_sem_seg_train lip_sem_seg_val
 
-Exit status: 0 when every sample is sound, 1 when any problem was found, 2 when a dataset is missing
-or not registered. The checks are those of training and evaluation (``ccnet_d2.data.scan``).
+Exit status: 0 when every sample is sound, 1 when any problem was found (missing files included), 2 when
+a dataset's folders are missing or it is not registered. The checks are those of training and evaluation (``ccnet_d2.data.scan``).
 """
 import argparse
 import sys
@@ -29,7 +30,8 @@ def main(argv=None) -> int:
             continue
         for problem in problems:
             print(f"{name}: {problem}")
-        print(f"{name}: {len(problems)} problem(s)")
+        missing = sum(p.startswith("missing file") for p in problems)
+        print(f"{name}: {len(problems)} problem(s), {missing} of them missing files")
         status = max(status, 1 if problems else 0)
     return status
 

@@ -1,21 +1,26 @@
 #!/usr/bin/env python
-"""Run any ccnet_d2 model through DefaultPredictor on an image, a folder of images or a video, and
-write Detectron2 Visualizer drawings.
+"""Run any ccnet_d2 model through its predictor on an image, a folder of images or a video, and write
+Detectron2 Visualizer drawings.
 
     python tools/demo.py --config-file configs/Toy-InstanceSegmentation/mask_rcnn_rcca_R_50_w16_FPN_toy.yaml \
         --input photo.jpg [folder/ | clip.mp4] --output demo_out/ --opts MODEL.WEIGHTS output/model_final.pth
+
+Images go through ``ccnet_d2.Predictor``. A video model (``INPUT.CLIP_LENGTH`` > 1) takes videos only:
+each frame is predicted by ``ClipPredictor`` from the clip centred on it (``INPUT.CLIP_FRAME_STEP`` frames
+apart, the first and last frames repeated at the ends). Files that cannot be decoded (truncated ones
+included) are listed at the end and make the exit status non-zero.
 """
 import argparse
+import collections
 import os
 import sys
 
 import cv2
 import tqdm
 from detectron2.config import get_cfg
-from detectron2.engine import DefaultPredictor
 
 import ccnet_d2  # noqa: F401  (registers the project's models and datasets)
-from ccnet_d2 import add_ccnet_config
+from ccnet_d2 import ClipPredictor, Predictor, add_ccnet_config
 from ccnet_d2.data.image_files import IMAGE_EXTENSIONS, list_images, read_image_bgr
 from ccnet_d2.drawing import draw_predictions
 
@@ -36,6 +41,34 @@ def metadata_name(cfg):
     return names[0] if names else "__unused"
 
 
+def centred_clips(frames, length: int, step: int):
+    """For each frame of ``frames`` in order: (the frame, the ``length`` frames ``step`` apart centred on
+    it), with the first and last frames standing in for those before and after the video. Holds the
+    frames a clip reaches, no more."""
+    half = length // 2
+    reach = half * step
+    window, last = {}, -1
+
+    def clip_at(centre):
+        return window[centre], [window[min(max(centre + k * step, 0), last)] for k in range(-half, half + 1)]
+
+    for last, frame in enumerate(frames):
+        window[last] = frame
+        if last >= reach:
+            yield clip_at(last - reach)
+            window.pop(last - 2 * reach, None)  # the next clip starts one frame later
+    for centre in range(max(last - reach + 1, 0), last + 1):
+        yield clip_at(centre)
+
+
+def _video_frames(video):
+    while True:
+        ok, frame = video.read()
+        if not ok:
+            return
+        yield frame
+
+
 def run_video(predictor, cfg, path, output):
     video = cv2.VideoCapture(path)
     if not video.isOpened():
@@ -45,12 +78,13 @@ def run_video(predictor, cfg, path, output):
     os.makedirs(output, exist_ok=True)
     out_path = os.path.join(output, os.path.splitext(os.path.basename(path))[0] + "_pred.mp4")
     writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    frames = int(video.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    for _ in tqdm.tqdm(range(frames) if frames else iter(int, 1), desc="frames"):
-        ok, frame = video.read()
-        if not ok:
-            break
-        writer.write(draw_predictions(frame, predictor(frame), metadata_name(cfg)))
+    frames = tqdm.tqdm(_video_frames(video), total=int(video.get(cv2.CAP_PROP_FRAME_COUNT)) or None, desc="frames")
+    if isinstance(predictor, ClipPredictor):
+        for frame, clip in centred_clips(frames, predictor.clip_length, cfg.INPUT.CLIP_FRAME_STEP):
+            writer.write(draw_predictions(frame, predictor(clip), metadata_name(cfg)))
+    else:
+        for frame in frames:
+            writer.write(draw_predictions(frame, predictor(frame), metadata_name(cfg)))
     video.release()
     writer.release()
     return [out_path]
@@ -83,7 +117,12 @@ def main(argv=None):
     cfg = setup_cfg(args)
     if not os.path.exists(args.input):
         raise FileNotFoundError(f"--input {args.input!r} does not exist")
-    predictor = DefaultPredictor(cfg)
+    is_video = not os.path.isdir(args.input) and not args.input.lower().endswith(IMAGE_EXTENSIONS)
+    if cfg.INPUT.CLIP_LENGTH > 1 and not is_video:
+        raise SystemExit(f"{args.config_file} is a video model (INPUT.CLIP_LENGTH {cfg.INPUT.CLIP_LENGTH}): it "
+                         "predicts a frame from the frames around it, which single images do not have. Give a "
+                         "video file as --input, or use the config's image counterpart (INPUT.CLIP_LENGTH 1)")
+    predictor = ClipPredictor(cfg) if cfg.INPUT.CLIP_LENGTH > 1 else Predictor(cfg)
     unreadable = {}
     if os.path.isdir(args.input):
         written, unreadable = run_images(predictor, cfg, list_images(args.input), args.output)

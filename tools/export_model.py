@@ -14,14 +14,13 @@ import argparse
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
-from detectron2.data import transforms as T
-from detectron2.data.detection_utils import read_image
 from detectron2.modeling import build_model
 
 import ccnet_d2  # noqa: F401  (registers the project's models)
 from ccnet_d2 import add_ccnet_config
 from ccnet_d2.checkpoint import explain_checkpoint_errors
-from ccnet_d2.export import EXPORT_FORMATS, export_model
+from ccnet_d2.data.image_files import read_image_bgr
+from ccnet_d2.export import EXPORT_FORMATS, export_model, preprocess
 
 
 def parse_args(argv=None):
@@ -43,10 +42,7 @@ def sample_image(cfg, args) -> torch.Tensor:
     """[3, H, W] float32 0..255 in INPUT.FORMAT, resized like DefaultPredictor when read from a file."""
     if args.size:
         return torch.rand(3, *args.size, generator=torch.Generator().manual_seed(0)) * 255
-    image = read_image(args.sample_image, format=cfg.INPUT.FORMAT)
-    resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
-    image = resize.get_transform(image).apply_image(image)
-    return torch.as_tensor(image.astype("float32").transpose(2, 0, 1))
+    return torch.from_numpy(preprocess(read_image_bgr(args.sample_image), cfg))
 
 
 def main(argv=None) -> str:

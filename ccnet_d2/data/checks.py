@@ -11,7 +11,8 @@ import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-__all__ = ["check_dataset_available", "missing_dataset_error", "EXPECTED_TREES"]
+__all__ = ["check_dataset_available", "missing_dataset_error", "EXPECTED_TREES", "MissingFilesError",
+           "raise_if_files_missing"]
 
 # Metadata fields that hold a path the dataset's loader reads.
 _PATH_FIELDS = ("image_root", "image_dir", "sem_seg_root", "gt_dir", "json_file", "panoptic_root",
@@ -84,6 +85,26 @@ def missing_dataset_error(dataset_name: str, missing_paths) -> FileNotFoundError
         f"default 'datasets'), read when the datasets were registered (at import). "
         f"Set DETECTRON2_DATASETS before starting; docs/DATASETS.md describes each dataset.")
     return FileNotFoundError("\n".join(lines))
+
+
+class MissingFilesError(FileNotFoundError):
+    """A dataset loader's error for files that its records name but that do not exist; it carries the
+    records, so that a full scan (``tools/check_dataset.py``) reports the missing files among all other
+    problems instead of stopping at them."""
+
+    def __init__(self, message: str, records: list, missing: list):
+        super().__init__(message)
+        self.records, self.missing = records, missing
+
+
+def raise_if_files_missing(dataset_name: str, records: list, fields=("file_name", "sem_seg_file_name")) -> None:
+    """Raise :class:`MissingFilesError` (the dataset's expected tree, the first few paths, the count) when a
+    record's file in ``fields`` does not exist."""
+    missing = [r[f] for r in records for f in fields if f in r and not os.path.isfile(r[f])]
+    if missing:
+        shown = missing[:3] + ([f"... ({len(missing)} listed files in all)"] if len(missing) > 3 else [])
+        error = missing_dataset_error(dataset_name, shown)
+        raise MissingFilesError(str(error), records, missing)
 
 
 def _missing_paths(metadata):

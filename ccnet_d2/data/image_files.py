@@ -1,18 +1,33 @@
-"""Reading images for inference tools: one file as DefaultPredictor's input, or every image of a folder."""
+"""Reading images for inference tools: one file as DefaultPredictor's input, or every image of a folder; the
+full decode that finds truncated files (shared with the dataset scan)."""
 import os
 
 import cv2
 import numpy as np
+from PIL import Image
 
-__all__ = ["IMAGE_EXTENSIONS", "read_image_bgr", "list_images"]
+__all__ = ["IMAGE_EXTENSIONS", "decoded_size", "read_image_bgr", "list_images"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
+def decoded_size(path: str):
+    """The (width, height) of a fully decoded image; a ValueError naming the file when it cannot be decoded.
+    (OpenCV decodes a truncated JPEG without an error, filling the missing part with grey.)"""
+    try:
+        with Image.open(path) as image:
+            image.load()  # the header alone would pass a truncated file
+            return image.size
+    except Exception as e:
+        raise ValueError(f"image {path!r} cannot be decoded ({type(e).__name__}: {e})") from e
+
+
 def read_image_bgr(path: str) -> np.ndarray:
-    """Read an image as HxWx3 uint8 BGR (DefaultPredictor's input); a clear error when it can't be read."""
+    """Read an image as HxWx3 uint8 BGR (DefaultPredictor's input); a clear error when it can't be read,
+    a truncated file included."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such image file: {path!r}")
+    decoded_size(path)
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot read {path!r} as an image (OpenCV decodes {', '.join(IMAGE_EXTENSIONS)}; "

@@ -4,26 +4,17 @@ Training and evaluation stop at the first bad sample (``CheckedSemSegDatasetMapp
 label loader), possibly hours in. The scan decodes every image and label of a dataset up front and
 reports all of them at once, with the same label checks (``ccnet_d2.data.label_checks``).
 """
+import os
 from typing import List
 
 import tqdm
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from PIL import Image
 
-from .checks import check_dataset_available
+from .checks import MissingFilesError, check_dataset_available
+from .image_files import decoded_size
 from .label_checks import check_label_matches_image, load_checked_label
 
 __all__ = ["scan_record", "scan_dataset"]
-
-
-def _decode_image(path: str):
-    """The (width, height) of a fully decoded image; an error naming the file when it cannot be decoded."""
-    try:
-        with Image.open(path) as image:
-            image.load()  # the header alone would pass a truncated file
-            return image.size
-    except Exception as e:
-        raise ValueError(f"image {path!r} cannot be decoded ({type(e).__name__}: {e})") from e
 
 
 def scan_record(record: dict, num_classes: int, ignore_label: int) -> List[str]:
@@ -31,10 +22,12 @@ def scan_record(record: dict, num_classes: int, ignore_label: int) -> List[str]:
     cannot be decoded or whose size differs from the record's ``height``/``width``, a label that is not
     single-channel class ids, holds values outside the classes and ``ignore_label``, or differs in size
     from its image."""
-    problems = []
     image_file, label_file = record["file_name"], record.get("sem_seg_file_name")
+    problems = [f"missing file {path!r}" for path in (image_file, label_file) if path and not os.path.exists(path)]
+    if problems:
+        return problems
     try:
-        width, height = _decode_image(image_file)
+        width, height = decoded_size(image_file)
         if (record.get("height", height), record.get("width", width)) != (height, width):
             problems.append(f"image {image_file!r} is {width}x{height} (WxH) but its record says "
                             f"{record['width']}x{record['height']}")
@@ -56,10 +49,14 @@ def scan_dataset(dataset_name: str, progress: bool = True) -> List[str]:
     """Every problem of every record of a registered dataset (:func:`scan_record`), with a progress bar.
 
     The classes are the metadata's ``stuff_classes`` (semantic segmentation), the ignore value its
-    ``ignore_label`` (default 255). A dataset whose files are missing raises FileNotFoundError first.
+    ``ignore_label`` (default 255). Files that records name but that do not exist are problems too
+    ("missing file ..."); a dataset whose folders are missing raises FileNotFoundError.
     """
     check_dataset_available(dataset_name)
-    records = DatasetCatalog.get(dataset_name)
+    try:
+        records = DatasetCatalog.get(dataset_name)
+    except MissingFilesError as e:  # reported with the other problems, record by record
+        records = e.records
     metadata = MetadataCatalog.get(dataset_name)
     num_classes = len(metadata.get("stuff_classes", [])) or 256  # no class list: any 8-bit value is a class
     ignore_label = metadata.get("ignore_label", 255)

@@ -1,28 +1,37 @@
-"""ClipPredictor: DefaultPredictor for the video model, predicting the centre frame of a clip."""
+"""ClipPredictor: the Predictor of the video model, predicting the centre frame of a clip."""
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from detectron2.engine import DefaultPredictor
+from ..data.image_input import check_image_input
+from .predictor import Predictor
 
 __all__ = ["ClipPredictor"]
 
 
-class ClipPredictor(DefaultPredictor):
+class ClipPredictor(Predictor):
     """Built like DefaultPredictor (config, weights, test resize, input format); called with a clip,
-    a list of T (odd) HxWx3 BGR frames of one size in time order, it returns the model's output for the
-    centre frame: ``{"sem_seg": K x H x W logits}`` at the frames' size. Every frame gets the same
-    resize. Use the clip length the model was trained with (``cfg.INPUT.CLIP_LENGTH``) and frames as
-    far apart as in training (``INPUT.CLIP_FRAME_STEP``)."""
+    a list of ``INPUT.CLIP_LENGTH`` HxWx3 BGR frames of one size in time order (each checked as
+    :class:`Predictor` checks an image), it returns the model's output for the centre frame:
+    ``{"sem_seg": K x H x W logits}`` at the frames' size. Every frame gets the same resize. Give frames
+    as far apart as in training (``INPUT.CLIP_FRAME_STEP``)."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.clip_length = cfg.INPUT.CLIP_LENGTH
 
     def __call__(self, frames: Sequence[np.ndarray]):
-        if len(frames) % 2 == 0:
-            raise ValueError(f"ClipPredictor: a clip needs an odd number of frames (the predicted one in the centre), "
-                             f"got {len(frames)}")
-        shapes = {tuple(f.shape) for f in frames}
-        if len(shapes) != 1 or len(next(iter(shapes))) != 3:
-            raise ValueError(f"ClipPredictor: the frames must be HxWx3 images of one size, got shapes {sorted(shapes)}")
+        if isinstance(frames, np.ndarray) and frames.ndim != 4:
+            raise ValueError(f"ClipPredictor: got one array of shape {frames.shape}; expected a clip, a list of "
+                             f"{self.clip_length} HxWx3 frames (INPUT.CLIP_LENGTH), or a [T, H, W, 3] array")
+        if len(frames) != self.clip_length:
+            raise ValueError(f"ClipPredictor: got a clip of {len(frames)} frames; this model takes clips of "
+                             f"INPUT.CLIP_LENGTH = {self.clip_length} (the predicted frame in the centre)")
+        frames = [check_image_input(f, f"frame {i} of the clip") for i, f in enumerate(frames)]
+        shapes = {f.shape for f in frames}
+        if len(shapes) != 1:
+            raise ValueError(f"ClipPredictor: the frames of a clip must have one size, got shapes {sorted(shapes)}")
         with torch.no_grad():
             if self.input_format == "RGB":
                 frames = [f[:, :, ::-1] for f in frames]

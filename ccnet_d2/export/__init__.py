@@ -2,6 +2,7 @@
 from .decompositions import CUSTOM_OP_DECOMPOSITIONS, custom_ops_as_reference, decompose_custom_ops
 from .exporter import EXPORT_FORMATS, ONNX_OPSET, SEMANTIC_OUTPUTS, export_model, export_semantic_program
 from .instance import INSTANCE_OUTPUTS, instance_tracing_adapter
+from .preprocessing import instance_postprocess, preprocess, semantic_postprocess
 from .semantic import SemanticSegmentationGraph
 
 __all__ = [k for k in globals().keys() if not k.startswith("_")]

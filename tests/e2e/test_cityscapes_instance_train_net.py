@@ -42,4 +42,4 @@ def test_cityscapes_instance_config_trains_and_evaluates(tmp_path):
     assert set(metrics) == {"AP", "AP50"} and all(0.0 <= v <= 100.0 for v in metrics.values()), metrics
 
     status, log = _run("check_dataset.py", ["--no-progress", "cityscapes_fine_instance_seg_val"], tmp_path / "data")
-    assert status == 0 and "cityscapes_fine_instance_seg_val: 0 problem(s)" in log, log[-3000:]
+    assert status == 0 and "cityscapes_fine_instance_seg_val: 0 problem(s), 0 of them missing files" in log, log[-3000:]

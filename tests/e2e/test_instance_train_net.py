@@ -87,7 +87,7 @@ def test_train_eval_resume_predict(toy_root, tmp_path, capsys):
     assert cv2.imread(written[0]).shape == image.shape
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="cannot be decoded"):
         demo.main(["--config-file", CONFIG, "--input", str(broken), "--output", str(tmp_path / "demo"),
                    "--opts", "MODEL.WEIGHTS", os.path.join(out, "model_final.pth")])
     # A folder: every readable image is drawn, the unreadable ones are named at the end, and the exit is non-zero.
@@ -95,11 +95,17 @@ def test_train_eval_resume_predict(toy_root, tmp_path, capsys):
     folder.mkdir()
     cv2.imwrite(str(folder / "good.png"), image)
     (folder / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(SystemExit, match="1 of 2 images could not be read"):
+    # A truncated JPEG: OpenCV decodes it without an error (grey where the data is missing).
+    cv2.imwrite(str(folder / "cut.jpg"), image)
+    data = (folder / "cut.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
+    assert cv2.imread(str(folder / "cut.jpg")) is not None  # (what the demo used to draw)
+    with pytest.raises(SystemExit, match="2 of 3 images could not be read"):
         demo.main(["--config-file", CONFIG, "--input", str(folder), "--output", str(tmp_path / "folder_out"),
                    "--opts", "MODEL.WEIGHTS", os.path.join(out, "model_final.pth")])
     assert (tmp_path / "folder_out" / "good_pred.png").exists()
-    assert "bad.png" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "bad.png" in err and "cut.jpg" in err
 
 
 def test_evaluator_gives_100_ap_to_the_ground_truth(toy_root, tmp_path, monkeypatch):

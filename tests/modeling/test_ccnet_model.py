@@ -220,6 +220,8 @@ def test_inputs_the_model_cannot_mean_are_refused_or_flagged(caplog):
         with pytest.raises(ValueError, match=r"input 0 has an 'image' of shape .*; expected \[3, H, W\] with values"):
             model([{"image": torch.rand(*shape)}])
     with caplog.at_level(logging.WARNING), torch.no_grad():
+        model([{"image": (torch.rand(3, 32, 40) > 0.5).float()}])  # a dark 8-bit image (0s and 1s): no warning
+        assert "multiply the image by 255" not in caplog.text
         model([{"image": torch.rand(3, 32, 40)}])  # a 0..1 image: it runs, with a warning, once
         model([{"image": torch.rand(3, 32, 40)}])
         model([{"image": 255 * torch.rand(3, 32, 40)}])

@@ -110,14 +110,23 @@ def test_default_predictor_and_clip_predictor():
     frames = [rng.randint(0, 256, (45, 57, 3), dtype=np.uint8) for _ in range(3)]
     output = clip_predictor(frames)["sem_seg"]
     assert output.shape == (4, 45, 57)
-    torch.testing.assert_close(clip_predictor(frames[1:2])["sem_seg"], image_predictor(frames[1])["sem_seg"])
+    one_frame = ClipPredictor(_cfg(TOY_VIDEO_CONFIG, "INPUT.MIN_SIZE_TEST", "40", "INPUT.MAX_SIZE_TEST", "64",
+                                   "INPUT.CLIP_LENGTH", "1"))
+    one_frame.model = clip_predictor.model
+    torch.testing.assert_close(one_frame(frames[1:2])["sem_seg"], image_predictor(frames[1])["sem_seg"])
     resized = [torch.as_tensor(clip_predictor.aug.get_transform(f).apply_image(f).astype("float32").transpose(2, 0, 1))
                for f in frames]
     with torch.no_grad():
         expected = clip_predictor.model([{"frames": torch.stack(resized), "height": 45, "width": 57}])[0]["sem_seg"]
     torch.testing.assert_close(output, expected)
-    with pytest.raises(ValueError, match="odd number of frames"):
-        clip_predictor(frames[:2])
+    for clip in (frames[:1], frames[:2], frames + frames[:2]):  # only the model's clip length
+        with pytest.raises(ValueError, match=f"a clip of {len(clip)} frames; this model takes clips of "
+                                             "INPUT.CLIP_LENGTH = 3"):
+            clip_predictor(clip)
+    with pytest.raises(ValueError, match="frame 1 of the clip is None"):
+        clip_predictor([frames[0], None, frames[2]])
+    with pytest.raises(ValueError, match=r"one array of shape \(45, 57, 3\); expected a clip"):
+        clip_predictor(frames[0])
 
 
 def test_bad_clips_and_configs_are_refused():

@@ -13,7 +13,7 @@ import re
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..checks import check_dataset_available
+from ..checks import check_dataset_available, raise_if_files_missing
 
 __all__ = ["CAMVID_CLASSES", "CAMVID_IGNORE_LABEL", "FRAME_COUNT_FILE", "parse_frame_name", "load_clip_records",
            "register_clip_dataset", "register_all_camvid"]
@@ -62,11 +62,10 @@ def load_clip_records(dataset_name: str, image_root: str, sem_seg_root: str, fra
         if sequence not in frame_counts:
             frame_counts[sequence] = _sequence_frames(frames_dir)
         label = os.path.join(sem_seg_root, name)
-        if not os.path.isfile(label):
-            raise FileNotFoundError(f"Dataset '{dataset_name}': the label {label!r} of {name!r} is missing")
         records.append({"file_name": os.path.join(image_root, name), "sem_seg_file_name": label,
                         "image_id": os.path.splitext(name)[0], "frames_dir": frames_dir, "frame_index": frame_index,
                         "sequence_frames": frame_counts[sequence]})
+    raise_if_files_missing(dataset_name, records, fields=("sem_seg_file_name",))
     return records
 
 

@@ -6,7 +6,7 @@ import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..checks import check_dataset_available, missing_dataset_error
+from ..checks import check_dataset_available, raise_if_files_missing
 
 __all__ = ["load_split_list_sem_seg", "register_split_list_sem_seg"]
 
@@ -14,8 +14,8 @@ __all__ = ["load_split_list_sem_seg", "register_split_list_sem_seg"]
 def load_split_list_sem_seg(dataset_name, image_root, sem_seg_root, split_file, image_ext=".jpg", gt_ext=".png"):
     """Detectron2 records (``file_name``, ``sem_seg_file_name``, ``image_id``) for the ids in ``split_file``.
 
-    Raises the dataset's ``FileNotFoundError`` (expected tree, ``DETECTRON2_DATASETS``) when a folder,
-    the list or a listed file is missing.
+    Raises the dataset's ``FileNotFoundError`` (expected tree, ``DETECTRON2_DATASETS``) when a folder or
+    the list is missing, and ``MissingFilesError`` when listed files are.
     """
     check_dataset_available(dataset_name)
     with open(split_file) as f:
@@ -23,11 +23,7 @@ def load_split_list_sem_seg(dataset_name, image_root, sem_seg_root, split_file, 
     records = [{"file_name": os.path.join(image_root, image_id + image_ext),
                 "sem_seg_file_name": os.path.join(sem_seg_root, image_id + gt_ext),
                 "image_id": image_id} for image_id in image_ids]
-    missing = [path for r in records for path in (r["file_name"], r["sem_seg_file_name"])
-               if not os.path.isfile(path)]
-    if missing:
-        shown = missing[:3] + ([f"... ({len(missing)} listed files in all)"] if len(missing) > 3 else [])
-        raise missing_dataset_error(dataset_name, shown)
+    raise_if_files_missing(dataset_name, records)
     return records
 
 

@@ -102,16 +102,17 @@ class CCNetSegmentor(SemanticSegmentor):
 
     def check_image(self, image: torch.Tensor, index: int) -> None:
         """Refuse an image of the wrong rank or channel count; at inference, warn once when a float
-        image looks scaled to 0..1 (the model expects 0..255, Detectron2's convention)."""
+        image looks scaled to 0..1 (the model expects 0..255, Detectron2's convention): values within
+        [-1, 1] that are not all whole numbers, so that a dark 8-bit image (0s and 1s) passes."""
         channels = self.pixel_mean.shape[0]
         if image.dim() != 3 or image.shape[0] != channels:
             raise ValueError(f"CCNetSegmentor: input {index} has an 'image' of shape {tuple(image.shape)}; expected "
                              f"[{channels}, H, W] with values 0..255 (what DefaultPredictor and the dataset "
                              "mappers give)")
         if not self.training and not self._range_warned and image.is_floating_point() and image.numel() \
-                and image.abs().max() <= 1.0:
-            _logger.warning("CCNetSegmentor: input %d has values within [-1, 1]; the model expects 0..255 "
-                            "(Detectron2's convention): multiply the image by 255", index)
+                and image.abs().max() <= 1.0 and (image != image.round()).any():
+            _logger.warning("CCNetSegmentor: input %d has fractional values within [-1, 1]; the model expects "
+                            "0..255 (Detectron2's convention): multiply the image by 255", index)
             self._range_warned = True
 
     def normalized_input(self, inputs: Dict, index: int) -> torch.Tensor:

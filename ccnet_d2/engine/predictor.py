@@ -1,0 +1,22 @@
+"""Predictor: Detectron2's DefaultPredictor with its input checked (``ccnet_d2.data.image_input``)."""
+import numpy as np
+from detectron2.engine import DefaultPredictor
+
+from ..data.image_input import check_image_input
+from .trainer import check_device
+
+__all__ = ["Predictor"]
+
+
+class Predictor(DefaultPredictor):
+    """``DefaultPredictor`` (same construction from a config, same call, same outputs) for any model of the
+    project, refusing or converting what DefaultPredictor would take silently or fail on deep inside: a
+    missing image (None), a float image scaled to 0..1, channels first, 16-bit values, an empty array;
+    grey and 4-channel images are converted. The image is ``HxWx3`` in BGR order, as ``cv2.imread`` gives."""
+
+    def __init__(self, cfg):
+        check_device(cfg)
+        super().__init__(cfg)
+
+    def __call__(self, original_image: np.ndarray):
+        return super().__call__(check_image_input(original_image))
