@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The main job: train Mask R-CNN + RCCA from scratch on the built-in toy dataset with
 ``tools/train_net.py``, evaluate box and mask AP on its val split (COCO metrics), draw predictions of
-``DefaultPredictor`` on val images, and print the APs and where the pictures are.
+``ccnet_d2.Predictor`` on val images, and print the APs and where the pictures are.
 
     python tools/main_job.py [--output-dir DIR] [--num-images N] [KEY VALUE ...]   # config overrides
 
@@ -56,9 +56,8 @@ def final_metrics(output_dir: str) -> dict:
 def draw_predictions(output_dir: str, num_images: int, opts, start: float) -> str:
     from detectron2.config import get_cfg
     from detectron2.data import DatasetCatalog
-    from detectron2.engine import DefaultPredictor
 
-    from ccnet_d2 import add_ccnet_config
+    from ccnet_d2 import Predictor, add_ccnet_config
     from ccnet_d2.data.image_files import read_image_bgr
     from ccnet_d2.drawing import draw_predictions as draw
 
@@ -67,7 +66,7 @@ def draw_predictions(output_dir: str, num_images: int, opts, start: float) -> st
     cfg.merge_from_file(CONFIG)
     cfg.merge_from_list([*opts, "OUTPUT_DIR", output_dir, "MODEL.WEIGHTS", os.path.join(output_dir, "model_final.pth")])
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.5
-    predictor = DefaultPredictor(cfg)
+    predictor = Predictor(cfg)
     picture_dir = os.path.join(output_dir, "predictions")
     os.makedirs(picture_dir, exist_ok=True)
     dataset = cfg.DATASETS.TEST[0]
@@ -81,7 +80,7 @@ def draw_predictions(output_dir: str, num_images: int, opts, start: float) -> st
     drawn += [np.zeros_like(drawn[0])] * (-len(drawn) % columns)
     rows = [np.hstack(drawn[i:i + columns]) for i in range(0, len(drawn), columns)]
     cv2.imwrite(os.path.join(picture_dir, "grid.png"), np.vstack(rows))
-    log(f"drew {num_images} val images with DefaultPredictor", start)
+    log(f"drew {num_images} val images with the predictor", start)
     return picture_dir
 
 

@@ -5,7 +5,7 @@
         --input frankfurt_000000_000294_leftImg8bit.png --pixel 600 1100 --output attention.png \
         --opts MODEL.WEIGHTS output/ccnet_R_101_os8_r2_769x769_60k_bs8_cityscapes/model_final.pth
 
-The image goes through DefaultPredictor (the config's test resize and input format) in one
+The image goes through ccnet_d2.Predictor (the config's test resize and input format) in one
 whole-image pass. The loop-1 and loop-2 attention maps of a CrissCrossAttention module (by default
 the first one of the model: the RCCA of the CCNet head, or the RCCA block of an RCCA-FPN backbone)
 are recorded; the PNG shows the image with the chosen pixel, its R=1 map (its row and column) and
@@ -22,10 +22,9 @@ import cv2
 import numpy as np
 import torch
 from detectron2.config import get_cfg
-from detectron2.engine import DefaultPredictor
 
 import ccnet_d2  # noqa: F401  (registers the project's models and datasets)
-from ccnet_d2 import add_ccnet_config
+from ccnet_d2 import Predictor, add_ccnet_config
 from ccnet_d2.data.image_files import read_image_bgr
 from ccnet_d2.layers import AttentionRecorder, CrissCrossAttention, compose_pixel_attention, pixel_attention_map
 
@@ -56,7 +55,7 @@ def find_attention_module(model: torch.nn.Module, name: str = "") -> CrissCrossA
     return modules[name]
 
 
-def pixel_attention(predictor: DefaultPredictor, image: np.ndarray, y: int, x: int, module_name: str = ""):
+def pixel_attention(predictor: Predictor, image: np.ndarray, y: int, x: int, module_name: str = ""):
     """Run ``predictor`` on a BGR image and return the attention of image pixel (y, x).
 
     Returns a dict: ``loop1`` and ``loop2`` ([h, w] float arrays on the feature grid, cropped to the
@@ -139,7 +138,7 @@ def main(argv=None) -> int:
                        "query/key projections, not learned context. Pass --opts MODEL.WEIGHTS <checkpoint>.")
     image = read_image_bgr(args.input)
     y, x = args.pixel
-    result = pixel_attention(DefaultPredictor(cfg), image, y, x, args.module)
+    result = pixel_attention(Predictor(cfg), image, y, x, args.module)
     if result["loop2"] is None:
         logger.warning("the module ran once (MODEL.CCNET.RECURRENCE 1): only the R=1 map is drawn")
     elif result["loops"] > 2:

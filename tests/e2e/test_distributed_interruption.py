@@ -124,3 +124,14 @@ def test_two_machines_stop_together_when_one_is_signalled(tmp_path):
     for machine in machines:
         assert machine.wait(timeout=120) == 128 + signal.SIGTERM
     _check_stopped(tmp_path, machines)
+
+
+def test_stop_agreement_benchmark_prints_its_table():
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/benchmark_stop_agreement.py"),
+                             "--iterations", "5", "--step-ms", "1"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO_ROOT))
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "us)" not in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| asynchronous all-reduce (StopAgreement)",
+                                                     "| blocking all_gather (comm.all_gather)"]
+    assert all(float(value) > 0 for row in rows for value in row.strip(" |").split(" | ")[1:])

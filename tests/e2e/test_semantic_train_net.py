@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.common import REPO_ROOT as REPO, TOY_SEMANTIC_CONFIG as TOY_CONFIG, load_tool
-from tests.data.trees import make_cityscapes_tree, make_lip_tree
+from tests.data.trees import make_ade20k_tree, make_cityscapes_tree, make_lip_tree, make_voc_sbd_tree
 
 pytestmark = pytest.mark.slow
 
@@ -63,3 +63,25 @@ def test_train_net_trains_and_evaluates_on_a_cityscapes_tree(tmp_path):
     metrics = _copypaste_metrics(log)
     miou = metrics.get("mIoU", metrics.get("IoU"))  # SemSegEvaluator: mIoU; official Cityscapes: IoU
     assert miou is not None and 0.0 <= miou <= 100.0, metrics
+
+
+def test_train_net_trains_and_evaluates_on_an_ade20k_tree(tmp_path):
+    make_ade20k_tree(str(tmp_path / "data"), counts=(("training", 2), ("validation", 1)), size=(48, 64))
+    load_tool("prepare_ade20k").main([str(tmp_path / "data" / "ADEChallengeData2016")])
+    log = _train_and_evaluate(tmp_path / "data", tmp_path / "out", [
+        "DATASETS.TRAIN", "('ade20k_sem_seg_train',)", "DATASETS.TEST", "('ade20k_sem_seg_val',)",
+        "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "150", "INPUT.CROP.SIZE", "(48, 48)",
+        "INPUT.MIN_SIZE_TEST", "48", "INPUT.MAX_SIZE_TEST", "64"])
+    assert 0.0 <= _copypaste_metrics(log)["mIoU"] <= 100.0
+
+
+def test_train_net_trains_and_evaluates_on_a_voc_tree(tmp_path):
+    make_voc_sbd_tree(str(tmp_path / "data"), size=(40, 52))
+    load_tool("prepare_voc_sbd").main([
+        "--voc", str(tmp_path / "data" / "VOCdevkit" / "VOC2012"),
+        "--sbd", str(tmp_path / "data" / "benchmark_RELEASE" / "dataset")])
+    log = _train_and_evaluate(tmp_path / "data", tmp_path / "out", [
+        "DATASETS.TRAIN", "('voc_2012_sem_seg_train_aug',)", "DATASETS.TEST", "('voc_2012_sem_seg_val',)",
+        "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "21", "INPUT.CROP.SIZE", "(32, 32)",
+        "INPUT.MIN_SIZE_TEST", "40", "INPUT.MAX_SIZE_TEST", "52"])
+    assert 0.0 <= _copypaste_metrics(log)["mIoU"] <= 100.0
