@@ -1,12 +1,10 @@
 """A toy CCNet run of ``tools/train_net.py`` stopped by SIGTERM, or killed by SIGKILL with its newest
 checkpoint half written, continues with ``--resume`` from where it stopped.
 
-The stopped run is compared with an uninterrupted one of the same seed: up to the stop they are the
-same computation (one thread, the same seeds for the loader's workers), so the checkpoint written on SIGTERM
-must equal, tensor for tensor, the uninterrupted run's checkpoint at that iteration. After resuming,
-Detectron2's sampler and augmentations start again from their seed, so the images differ from the
-uninterrupted run's from there on: the iteration count and the learning-rate schedule are compared
-exactly, the weights not.
+The stopped run is compared with an uninterrupted one of the same seed: the checkpoint written on
+SIGTERM must equal, tensor for tensor, the uninterrupted run's checkpoint at that iteration, and after
+resuming, ``metrics.json`` holds the uninterrupted run's rows (the row that only the stop wrote is cut).
+Faults at random iterations in sequence, compared down to the final weights: test_exact_resume.py.
 """
 import json
 import os
@@ -128,11 +126,12 @@ def test_sigterm_saves_the_current_iteration_and_resume_continues_from_it(tmp_pa
     assert f"Starting training from iteration {stop + 1}" in log
     resumed, uninterrupted = _metrics(stopped), {m["iteration"]: m for m in _metrics(reference)}
     iterations = [m["iteration"] for m in resumed]
-    assert iterations == sorted(set(iterations)) and iterations[-1] == MAX_ITER - 1 and stop in iterations
-    for m in resumed:  # the poly schedule continues where it stopped
-        assert m["lr"] == pytest.approx(uninterrupted[m["iteration"]]["lr"], rel=1e-12, abs=0), m["iteration"]
-        if m["iteration"] <= stop:  # before the stop, the very same computation
-            assert m["total_loss"] == uninterrupted[m["iteration"]]["total_loss"], m["iteration"]
+    assert iterations == sorted(set(iterations)) and iterations[-1] == MAX_ITER - 1
+    # (the reference also writes at its checkpoints, so it has every row of the resumed run and more)
+    assert set(iterations) <= set(uninterrupted) and (stop in iterations) == ((stop + 1) % 20 == 0)
+    for m in resumed:  # the poly schedule continues where it stopped, and so does the computation
+        assert m["lr"] == uninterrupted[m["iteration"]]["lr"], m["iteration"]
+        assert m["total_loss"] == uninterrupted[m["iteration"]]["total_loss"], m["iteration"]
     assert _load(stopped / "model_final.pth")["iteration"] == MAX_ITER - 1
 
 

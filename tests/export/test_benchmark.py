@@ -1,4 +1,6 @@
 """tools/benchmark_inference.py's measurement on the toy Mask R-CNN (seconds), its memory probe and table."""
+import time
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from tests.common import CONFIG_ROOT, load_tool
 def test_rss_probe_sees_an_allocation():
     with benchmark._RssPeak() as memory:
         block = np.ones(200 * 2**20 // 8)  # 200 MiB, touched
+        time.sleep(0.05)  # held long enough for the 2 ms sampler to run (numpy's fill may hold the GIL)
         del block
     assert memory.extra_mib >= 150
     with benchmark._RssPeak() as idle:  # negative control
