@@ -61,22 +61,38 @@ def _wait_for_training(output_dir, processes, timeout=240):
 
 
 def _processes_in_group(pgid):
-    found = []
+    """{pid: command line} of the live processes of a process group."""
+    found = {}
     for stat in glob.glob("/proc/[0-9]*/stat"):
         try:
             fields = _read(stat).rsplit(")", 1)[1].split()
+            with open(stat[:-len("stat")] + "cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(stat.split("/")[2]))
+            found[int(stat.split("/")[2])] = command
     return found
+
+
+def _check_no_survivor(launcher):
+    """When the launcher returns, no training process or loader worker of its group is alive (they are
+    spawned with multiprocessing.spawn, loader workers forked from them); multiprocessing's resource
+    tracker, which exits when the launcher's end of its pipe closes, is gone within seconds."""
+    left = _processes_in_group(launcher.pid)
+    assert not [c for c in left.values() if "spawn_main" in c], f"training processes outlived the launcher: {left}"
+    deadline = time.monotonic() + 10
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = _processes_in_group(launcher.pid)
+    assert not left, f"processes of the run still alive 10 s after the launcher: {left}"
 
 
 def _check_stopped(output_dir, processes, ranks=(0, 1)):
     """The state right after the launching command(s) returned: one complete checkpoint of the iteration
     every rank stopped after, named by last_checkpoint; no survivor; no traceback."""
     for p in processes:
-        assert _processes_in_group(p.pid) == [], "a process of the run outlived its launcher"
+        _check_no_survivor(p)
     with open(os.path.join(output_dir, "last_checkpoint")) as f:
         named = f.read().strip()
     logs = [_read(os.path.join(output_dir, "log.txt" + (f".rank{r}" if r else ""))) for r in ranks]
