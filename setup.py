@@ -7,9 +7,11 @@
 - CCNET_D2_NO_EXTENSION=1: no extension at all (a pure-Python install; no compiler needed).
 """
 import os
+import shutil
 import subprocess
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 DEFAULT_ARCHS = ("7.0", "7.5", "8.0", "8.6", "8.9", "9.0")  # Volta, Turing, Ampere, Ada, Hopper
 SOURCE_DIR = os.path.join("ccnet_d2", "layers", "csrc")
@@ -67,7 +69,19 @@ def _extensions():
     return [ext], {"build_ext": cpp_extension.BuildExtension}
 
 
+class BuildPyWithConfigs(build_py):
+    """Also copy configs/ into the built package (ccnet_d2/model_zoo/configs), so that an installed wheel
+    has them for ccnet_d2.model_zoo; configs/ stays the one place they are edited."""
+
+    def run(self):
+        super().run()
+        if not self.editable_mode:
+            shutil.copytree("configs", os.path.join(self.build_lib, "ccnet_d2", "model_zoo", "configs"),
+                            dirs_exist_ok=True)
+
+
 ext_modules, cmdclass = _extensions()
+cmdclass["build_py"] = BuildPyWithConfigs
 
 setup(
     name="ccnet_d2",

@@ -2,7 +2,7 @@
 
 ``import ccnet_d2`` registers every backbone, head, meta-architecture and dataset of the project.
 """
-from . import data, modeling  # noqa: F401  (registration)
+from . import data, model_zoo, modeling  # noqa: F401  (registration; model_zoo: configs by name)
 from .config import add_ccnet_config
 from .engine import ClipPredictor, Predictor
 from .export import export_model
