@@ -58,12 +58,12 @@ class ExactResume(HookBase):
     """Seeds the global generators before every iteration from (seed, rank, iteration); checkpoints the
     seed and the tails of the metric histories, and puts the histories back when a run resumes.
 
-    ``stream`` is the training loader's :class:`ResumableTrainStream` (its seed is the run's; a resumed
-    run takes the checkpoint's), or None with another loader (the steps are still seeded; the data order
-    after a resume is then the loader's own)."""
+    ``seed`` is the run's (the stream's, when there is one); ``stream`` is the training loader's
+    :class:`ResumableTrainStream`, which a resumed run gives the checkpoint's seed too, or None with
+    another loader (the steps are still seeded; the data order after a resume is then the loader's own)."""
 
     def __init__(self, seed: int, stream=None):
-        self.seed = stream.seed if stream is not None else seed
+        self.seed = seed
         self._stream = stream
         self._histories = None  # loaded from a checkpoint, put back in before_train
 

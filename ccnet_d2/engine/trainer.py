@@ -1,7 +1,7 @@
 """The Trainer used by ``tools/train_net.py``: Detectron2's DefaultTrainer with the project's evaluator
 selection, training mapper, poly learning-rate schedule and test-time augmentation, checkpoints that
-survive interruption, exact resume, and multi-process training on CPU. Everything else (the other hooks, multi-GPU
-training) is Detectron2's."""
+survive interruption, exact resume, and multi-process training on CPU. Everything else (the other
+hooks, multi-GPU training) is Detectron2's."""
 import contextlib
 import logging
 import os
@@ -16,8 +16,8 @@ from detectron2.utils import comm
 
 from ..checkpoint import AtomicCheckpointer, explain_weights_errors
 from ..data import build_clip_mapper, build_train_mapper, check_dataset_available
-from ..data.resumable_loader import EXACT_RESUME_SAMPLERS, ResumableTrainStream, build_resumable_train_loader
-from ..data.resumable_loader import training_seed
+from ..data.resumable_loader import (EXACT_RESUME_SAMPLERS, ResumableTrainStream, build_resumable_train_loader,
+                                     training_seed)
 from ..evaluation import build_evaluator
 from .distributed import create_ddp_model, replace_sync_batchnorm_on_cpu
 from .exact_resume import ExactResume, truncate_metrics
