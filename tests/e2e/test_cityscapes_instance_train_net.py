@@ -5,7 +5,7 @@ tree (Detectron2's own ``cityscapes_fine_instance_seg_*`` loaders, which need sh
 
 Evaluation runs in a process of its own: Detectron2's Cityscapes instance loader forks a
 ``multiprocessing.Pool``, and at the end of training, when the metric writers' threads exist, that fork
-once hung a run here (a worker blocked on the pool's queue lock).
+has been seen to hang a run (a worker blocked on the pool's queue lock).
 """
 import os
 import subprocess
