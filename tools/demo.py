@@ -11,7 +11,6 @@ apart, the first and last frames repeated at the ends). Files that cannot be dec
 included) are listed at the end and make the exit status non-zero.
 """
 import argparse
-import collections
 import os
 import sys
 

@@ -18,8 +18,8 @@ __all__ = ["scan_record", "scan_dataset"]
 
 
 def scan_record(record: dict, num_classes: int, ignore_label: int) -> List[str]:
-    """The problems of one dataset record (empty when it is sound), each naming its file: an image that
-    cannot be decoded or whose size differs from the record's ``height``/``width``, a label that is not
+    """The problems of one dataset record (empty when it is sound), each naming its file: a missing image
+    or label (nothing else is checked then), an image that cannot be decoded or whose size differs from the record's ``height``/``width``, a label that is not
     single-channel class ids, holds values outside the classes and ``ignore_label``, or differs in size
     from its image."""
     image_file, label_file = record["file_name"], record.get("sem_seg_file_name")

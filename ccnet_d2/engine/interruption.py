@@ -28,7 +28,8 @@ _logger = logging.getLogger(__name__)
 
 
 def _ignore_child_exit(signum, frame):
-    """SIGCHLD while stopping: the DataLoader's workers died of the same signal; nothing to do."""
+    """SIGCHLD while stopping: a DataLoader worker died of the same signal (those of Detectron2's loader do;
+    those of the resumable loader outlive a first signal); nothing to do."""
 
 
 def shut_down_loader_workers(trainer) -> None:
@@ -92,8 +93,9 @@ class SaveOnSignal(HookBase):
             self._received = signum
         if comm.get_world_size() == 1:
             signal.signal(signum, self._previous_handlers[signum])  # a second signal is not deferred
-        # The DataLoader's workers, in the same process group or job step, get the signal too and die;
-        # PyTorch's SIGCHLD handler would then raise in the middle of this step or of the save. The
+        # The DataLoader's workers, in the same process group or job step, get the signal too, and those of
+        # Detectron2's loader die; PyTorch's SIGCHLD handler would then raise in the middle of this step or
+        # of the save. The
         # batches they already made finish this step; the run stops after it. (A Python function, not
         # SIG_DFL: a SIGCHLD already pending would otherwise be reported as "ignored due to race condition".)
         if hasattr(signal, "SIGCHLD"):  # POSIX
