@@ -114,7 +114,7 @@ setup(
         "opencv-python-headless",
         "cityscapesscripts",
         "scipy",
-        "shapely",  # Detectron2's Cityscapes instance loader (load_cityscapes_instances) imports it
+        "shapely>=2.0",  # the Cityscapes instance loader (buffer(quad_segs=...))
         "pillow",
     ],
     extras_require={

@@ -3,41 +3,26 @@
 Lives in the package (not in ``tools/train_net.py``) so that every tool and test evaluates the same way.
 """
 import functools
-import logging
 import os
 
 from detectron2.data import MetadataCatalog
-from detectron2.evaluation import (
-    CityscapesInstanceEvaluator,
-    CityscapesSemSegEvaluator,
-    COCOEvaluator,
-    SemSegEvaluator,
-)
+from detectron2.evaluation import COCOEvaluator, SemSegEvaluator
 from detectron2.utils import comm
 
 from ..data.label_checks import load_checked_label
+from .cityscapes import CityscapesInstanceEvaluator, CityscapesSemSegEvaluator
 
 __all__ = ["build_evaluator", "checked_sem_seg_evaluator", "EVALUATOR_TYPES"]
 
-logger = logging.getLogger(__name__)
 
 EVALUATOR_TYPES = ("coco", "cityscapes_instance", "sem_seg", "cityscapes_sem_seg")
 
 
 def _check_single_machine(evaluator_type: str) -> None:
-    # Detectron2's Cityscapes evaluators gather results through a local temporary folder.
+    # The Cityscapes evaluators gather results through a local temporary folder.
     if comm.get_world_size() != comm.get_local_size():
-        raise RuntimeError(f"evaluator_type {evaluator_type!r} (Detectron2's Cityscapes evaluator) only "
+        raise RuntimeError(f"evaluator_type {evaluator_type!r} (the official Cityscapes evaluation) only "
                            "works on a single machine; evaluate with --num-machines 1")
-
-
-def _cityscapes_official_unavailable_reason():
-    """None when the official Cityscapes pixel-level evaluation can be imported, else why not."""
-    try:
-        import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling  # noqa: F401
-    except ImportError as e:  # the package is absent or its module layout changed
-        return f"cannot import cityscapesscripts' pixel-level evaluation ({e})"
-    return None
 
 
 def checked_sem_seg_evaluator(dataset_name: str, output_folder: str) -> SemSegEvaluator:
@@ -54,10 +39,10 @@ def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
     """Return the evaluator that matches ``MetadataCatalog.get(dataset_name).evaluator_type``.
 
     "coco" -> COCOEvaluator (pure-Python pycocotools path: ``detectron2._C`` is never needed),
-    "cityscapes_instance" -> CityscapesInstanceEvaluator, "sem_seg" -> SemSegEvaluator with checked
-    labels (``checked_sem_seg_evaluator``),
-    "cityscapes_sem_seg" -> the official Cityscapes evaluator when ``cityscapesscripts`` imports,
-    else SemSegEvaluator (same mIoU definition) with the reason logged.
+    "sem_seg" -> SemSegEvaluator with checked labels (``checked_sem_seg_evaluator``),
+    "cityscapes_instance" / "cityscapes_sem_seg" -> the official Cityscapes evaluations through the public
+    cityscapesscripts (``ccnet_d2.evaluation.cityscapes``; Detectron2's own classes need an unpublished
+    package since December 2024).
     """
     if output_folder is None:
         output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
@@ -72,12 +57,7 @@ def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
         return CityscapesInstanceEvaluator(dataset_name)
     if evaluator_type == "cityscapes_sem_seg":
         _check_single_machine(evaluator_type)
-        reason = _cityscapes_official_unavailable_reason()
-        if reason is None:
-            return CityscapesSemSegEvaluator(dataset_name)
-        logger.warning("%s: using SemSegEvaluator instead of the official Cityscapes evaluator, because %s",
-                       dataset_name, reason)
-        return checked_sem_seg_evaluator(dataset_name, output_folder)
+        return CityscapesSemSegEvaluator(dataset_name)
     raise ValueError(
         f"no evaluator for dataset {dataset_name!r}: its metadata has evaluator_type={evaluator_type!r}, "
         f"expected one of {EVALUATOR_TYPES}. Register the dataset with one of these types "

@@ -94,6 +94,56 @@ def make_cityscapes_tree(root, splits=(("train", 2), ("val", 1)), size=(32, 64),
     return frames
 
 
+def _box(x0, y0, x1, y1):
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+
+def make_cityscapes_scene_tree(root, split="val", count=3, size=(64, 96), city="bremen", seed=0):
+    """A Cityscapes split whose frames exercise every rule of the instance loaders: overlapping cars and
+    persons (later objects in the file cover earlier ones), a crowd region (``persongroup``), an object
+    cut in two by a later pole (a MultiPolygon), a stuff class covering an instance (``ego vehicle``),
+    a label with id -1 (``license plate``) and a deleted object. Its ``labelIds``, ``labelTrainIds`` and
+    ``instanceIds`` images are drawn by cityscapesscripts from the polygons, as the release's are.
+    Returns the list of frame prefixes."""
+    from cityscapesscripts.helpers.annotation import Annotation
+    from cityscapesscripts.preparation.json2instanceImg import createInstanceImage
+    from cityscapesscripts.preparation.json2labelImg import json2labelImg
+
+    rng = np.random.default_rng(seed)
+    height, width = size
+    prefixes = []
+    for i in range(count):
+        prefix = f"{city}_{i:06d}_000019"
+        dx, dy = int(rng.integers(0, 8)), int(rng.integers(0, 6))
+        objects = [
+            {"label": "road", "polygon": _box(0, height // 2, width - 1, height - 1)},
+            {"label": "car", "polygon": _box(4 + dx, 20 + dy, 44 + dx, 50 + dy)},
+            {"label": "car", "polygon": _box(30 + dx, 26, 70 + dx, 56), "deleted": 1},
+            {"label": "person", "polygon": [[36 + dx, 10], [48 + dx, 10], [50 + dx, 60], [34 + dx, 60]]},
+            {"label": "persongroup", "polygon": _box(70, 8 + dy, 92, 40 + dy)},
+            {"label": "truck", "polygon": _box(52, 30, 90, 62)},
+            {"label": "pole", "polygon": _box(66, 0, 69, height - 1)},
+            {"label": "license plate", "polygon": _box(10 + dx, 44 + dy, 18 + dx, 47 + dy)},
+            {"label": "ego vehicle", "polygon": _box(0, height - 6, width - 1, height - 1)},
+        ]
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        _write_png(os.path.join(root, "cityscapes/leftImg8bit", split, city, prefix + "_leftImg8bit.png"), image)
+        gt_dir = os.path.join(root, "cityscapes/gtFine", split, city)
+        os.makedirs(gt_dir, exist_ok=True)
+        json_file = os.path.join(gt_dir, prefix + "_gtFine_polygons.json")
+        with open(json_file, "w") as f:
+            json.dump({"imgHeight": height, "imgWidth": width, "objects": objects}, f)
+        json2labelImg(json_file, json_file.replace("_polygons.json", "_labelIds.png"), "ids")
+        json2labelImg(json_file, json_file.replace("_polygons.json", "_labelTrainIds.png"), "trainIds")
+        annotation = Annotation()
+        annotation.fromJsonFile(json_file)
+        # Drawn as 32-bit ids, which Pillow no longer writes to PNG: saved as the release's 16-bit PNG.
+        instance_ids = np.asarray(createInstanceImage(annotation, "ids"), dtype=np.uint16)
+        Image.fromarray(instance_ids).save(json_file.replace("_polygons.json", "_instanceIds.png"))
+        prefixes.append(prefix)
+    return prefixes
+
+
 def make_ade20k_tree(root, counts=(("training", 2), ("validation", 1)), size=(24, 36)):
     """ADEChallengeData2016/images/<split>/ADE_*.jpg + annotations/<split>/ADE_*.png (labels 0..150).
 

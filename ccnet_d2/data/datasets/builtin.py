@@ -1,5 +1,6 @@
-"""Registers every dataset ccnet_d2 adds to Detectron2's catalog (Cityscapes, ADE20K and COCO are
-Detectron2's own registrations). Imported once by ``import ccnet_d2``.
+"""Registers every dataset ccnet_d2 adds to Detectron2's catalog, and Detectron2's Cityscapes names again
+with loaders on the public cityscapesscripts (``cityscapes.py`` says why); ADE20K and COCO are
+Detectron2's own registrations. Imported once by ``import ccnet_d2``.
 
 Paths are fixed at import under the dataset root, as Detectron2 does for its builtin datasets; the
 toy dataset has its own root (``ccnet_d2.data.datasets.toy.toy_root``) and is generated on first use.
@@ -7,6 +8,7 @@ toy dataset has its own root (``ccnet_d2.data.datasets.toy.toy_root``) and is ge
 import os
 
 from .camvid import register_all_camvid
+from .cityscapes import register_all_cityscapes
 from .lip import register_all_lip
 from .toy import register_all_toy
 from .toy_video import register_all_toy_video
@@ -20,6 +22,7 @@ def dataset_root() -> str:
     return os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets"))
 
 
+register_all_cityscapes(dataset_root())
 register_all_lip(dataset_root())
 register_all_voc_sem_seg(dataset_root())
 register_all_toy()
