@@ -102,13 +102,15 @@ def _add_semantic_config(cfg):
 
 
 def _add_data_config(cfg):
-    """Keys of the semantic-segmentation training augmentations."""
+    """Keys of the semantic-segmentation training augmentations and of the test-time resize."""
     # Random rescale factor range of semantic-segmentation training images (paper, Cityscapes: 0.75-2.0).
     cfg.INPUT.SCALE_RANGE = (0.75, 2.0)
     # Apply ResizeShortestEdge(INPUT.MIN_SIZE_TRAIN, MAX_SIZE_TRAIN) before the random scale (ADE20K-style).
     cfg.INPUT.SEM_SEG_RESIZE_SHORTEST_EDGE = False
     # Pad images smaller than an "absolute" INPUT.CROP.SIZE up to it, labels with the ignore value.
     cfg.INPUT.CROP.PAD = True
+    # Test-time resize: "pil" (Detectron2's ResizeShortestEdge) or "cv2" (mmsegmentation's: mmcv rescale, OpenCV).
+    cfg.INPUT.TEST_RESIZE_BACKEND = "pil"
     if "SINGLE_CATEGORY_MAX_AREA" not in cfg.INPUT.CROP:  # also defined by add_deeplab_config
         # Largest area ratio one category may take in a training crop (1.0 disables the constraint).
         cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 1.0

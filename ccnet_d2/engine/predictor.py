@@ -3,6 +3,7 @@ import numpy as np
 from detectron2.engine import DefaultPredictor
 
 from ..data.image_input import check_image_input
+from ..data.test_resize import build_test_resize
 from .trainer import check_device
 
 __all__ = ["Predictor"]
@@ -17,6 +18,7 @@ class Predictor(DefaultPredictor):
     def __init__(self, cfg):
         check_device(cfg)
         super().__init__(cfg)
+        self.aug = build_test_resize(cfg)  # INPUT.TEST_RESIZE_BACKEND: Detectron2's resize or the publisher's
 
     def __call__(self, original_image: np.ndarray):
         return super().__call__(check_image_input(original_image))

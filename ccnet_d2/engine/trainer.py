@@ -15,7 +15,7 @@ from detectron2.projects.deeplab import build_lr_scheduler as build_deeplab_lr_s
 from detectron2.utils import comm
 
 from ..checkpoint import AtomicCheckpointer, explain_weights_errors
-from ..data import build_clip_mapper, build_train_mapper, check_dataset_available
+from ..data import build_clip_mapper, build_test_resize, build_train_mapper, check_dataset_available
 from ..data.resumable_loader import (EXACT_RESUME_SAMPLERS, ResumableTrainStream, build_resumable_train_loader,
                                      training_seed)
 from ..evaluation import build_evaluator
@@ -149,7 +149,8 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
         check_dataset_available(dataset_name)
-        return build_detection_test_loader(cfg, dataset_name, mapper=build_clip_mapper(cfg, False))
+        mapper = build_clip_mapper(cfg, False) or DatasetMapper(cfg, False, augmentations=[build_test_resize(cfg)])
+        return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
 
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer):

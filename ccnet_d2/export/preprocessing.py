@@ -5,8 +5,8 @@ exported"). Fed an image as it comes, at another size than the config's test res
 something else than the predictor. These functions are the predictor's own steps, for a runtime that has
 this package at hand:
 
-- :func:`preprocess`: the checked image (``check_image_input``) in ``INPUT.FORMAT``, resized by
-  Detectron2's ``ResizeShortestEdge(INPUT.MIN_SIZE_TEST, INPUT.MAX_SIZE_TEST)``, as the ``[3, h, w]``
+- :func:`preprocess`: the checked image (``check_image_input``) in ``INPUT.FORMAT``, resized by the
+  config's test-time resize (``ccnet_d2.data.build_test_resize``, as the predictor), as the ``[3, h, w]``
   float32 array both graphs take;
 - :func:`semantic_postprocess`: the segmentor's logits resized back to the image (bilinear, with the
   head's ``align_corners``), ``{"sem_seg": K x H x W}`` as the predictor returns;
@@ -23,6 +23,7 @@ from detectron2.structures import Boxes, Instances
 from torch.nn import functional as F
 
 from ..data.image_input import check_image_input
+from ..data.test_resize import build_test_resize
 
 __all__ = ["preprocess", "semantic_postprocess", "instance_postprocess"]
 
@@ -33,8 +34,7 @@ def preprocess(image_bgr: np.ndarray, cfg) -> np.ndarray:
     image = check_image_input(image_bgr)
     if cfg.INPUT.FORMAT == "RGB":
         image = image[:, :, ::-1]
-    resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
-    image = resize.get_transform(image).apply_image(image)
+    image = build_test_resize(cfg).get_transform(image).apply_image(image)
     return np.ascontiguousarray(image.astype(np.float32).transpose(2, 0, 1))
 
 
