@@ -3,7 +3,8 @@
 - A CUDA toolkit is found (CUDA_HOME, or nvcc on PATH) or FORCE_CUDA=1: CUDAExtension with the CPU
   and the CUDA kernels, for TORCH_CUDA_ARCH_LIST (default: Volta to Hopper, limited to what the
   toolkit's nvcc can compile; CUDA 13 dropped Volta).
-- No toolkit: CppExtension with the CPU kernel only (backend "auto" then uses PyTorch on GPUs).
+- No toolkit, or one of another CUDA major version than torch's: CppExtension with the CPU kernel only
+  (backend "auto" then uses PyTorch on GPUs).
 - CCNET_D2_NO_EXTENSION=1: no extension at all (a pure-Python install; no compiler needed).
 """
 import os
@@ -34,6 +35,17 @@ def _nvcc_archs(cuda_home):
     return {f"{a[8:-1]}.{a[-1]}" for a in listed if a.startswith("compute_")}
 
 
+def _toolkit_major(cuda_home):
+    """The CUDA major version of this toolkit's nvcc, or None if unknown."""
+    try:
+        out = subprocess.run([os.path.join(cuda_home, "bin", "nvcc"), "--version"], check=True, capture_output=True,
+                             text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    release = out.split("release ", 1)[-1].split(".", 1)[0]
+    return release if release.isdigit() else None
+
+
 def _default_arch_list(cuda_home):
     supported = _nvcc_archs(cuda_home)
     archs = [a for a in DEFAULT_ARCHS if supported is None or a in supported]
@@ -50,6 +62,13 @@ def _extensions():
 
     cuda_home = cpp_extension.CUDA_HOME
     with_cuda = os.environ.get("FORCE_CUDA") == "1" or (cuda_home is not None and torch.version.cuda is not None)
+    toolkit = _toolkit_major(cuda_home) if with_cuda and os.environ.get("FORCE_CUDA") != "1" else None
+    if toolkit is not None and toolkit != torch.version.cuda.split(".")[0]:
+        # torch refuses to build CUDA code with a toolkit of another major version than its own.
+        print(f"ccnet_d2: the CUDA toolkit in {cuda_home} is CUDA {toolkit}, this torch was built with CUDA "
+              f"{torch.version.cuda}: compiling the CPU kernel only (a CUDA {torch.version.cuda.split('.')[0]} "
+              "toolkit, or FORCE_CUDA=1 to try anyway, builds the CUDA kernels)")
+        with_cuda = False
     cxx_flags = ["-O3"]  # the C++ standard is the one torch.utils.cpp_extension picks for this torch
     if not with_cuda:
         ext = cpp_extension.CppExtension("ccnet_d2._C", _sources(".cpp"), extra_compile_args={"cxx": cxx_flags})

@@ -10,6 +10,8 @@
 #                                     registry copy; official or registry: only that one
 #   CCNET_D2_DEFER_EXTENSION=1        do not compile the op now; the next plain run compiles it
 #   CCNET_D2_NO_EXTENSION=1           install without the compiled op (read by setup.py)
+#   CCNET_D2_TORCH_PIN=torch==2.4.1    another torch than the pinned one (dev/compat.sh uses it), with
+#   CCNET_D2_TORCHVISION_PIN=torchvision==0.19.1   its torchvision
 #   CUDA_HOME, TORCH_CUDA_ARCH_LIST, FORCE_CUDA, MAX_JOBS: as everywhere in PyTorch extensions
 # Other use:
 #   bash dev/install.sh --registry-wheel DIR   only write the repacked registry detectron2 wheel to DIR
@@ -23,8 +25,8 @@ VPY=$VENV/bin/python
 LOGS=$VENV/install-logs
 
 # ---- Pins owned by this installer (the project's own requirements are declared in setup.py) ----
-TORCH_PIN="torch==2.14.1"
-TORCHVISION_PIN="torchvision==0.29.1"
+TORCH_PIN=${CCNET_D2_TORCH_PIN:-"torch==2.14.1"}
+TORCHVISION_PIN=${CCNET_D2_TORCHVISION_PIN:-"torchvision==0.29.1"}
 # detectron2 is not on the registry under its own name. Official source: this commit is the last whose
 # Cityscapes evaluators import the public cityscapesscripts package.
 D2_REPO="https://github.com/facebookresearch/detectron2.git"
