@@ -54,9 +54,22 @@ def _default_arch_list(cuda_home):
     return ";".join(archs[:-1] + [archs[-1] + "+PTX"])
 
 
+def _point_at_a_toolkit_with_headers():
+    """torch takes the toolkit from the nvcc on PATH; when that nvcc is a wrapper script outside the toolkit
+    (``/usr/local/bin/nvcc``), torch's guess (``/usr/local``) has no CUDA headers and the build fails on
+    ``cuda.h``. Then ``/usr/local/cuda`` is used, if it has them. An explicit CUDA_HOME / CUDA_PATH wins."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    nvcc = shutil.which("nvcc")
+    guess = os.path.dirname(os.path.dirname(os.path.realpath(nvcc))) if nvcc else "/usr/local/cuda"
+    if not os.path.isfile(os.path.join(guess, "include", "cuda.h")) and os.path.isfile("/usr/local/cuda/include/cuda.h"):
+        os.environ["CUDA_HOME"] = "/usr/local/cuda"
+
+
 def _extensions():
     if os.environ.get("CCNET_D2_NO_EXTENSION") == "1":
         return [], {}
+    _point_at_a_toolkit_with_headers()
     import torch
     from torch.utils import cpp_extension
 

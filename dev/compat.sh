@@ -56,10 +56,13 @@ else
 fi
 
 cd "$WORK"
-versions=$(.venv/bin/python -W ignore -c '
-import platform, detectron2, torch, torchvision
+versions=$(.venv/bin/python -W ignore - <<'PYEOF'
+import os, platform, detectron2, torch, torchvision
+source = os.path.dirname(os.path.dirname(detectron2.__file__))
 print(f"Python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}, "
-      f"detectron2 {detectron2.__version__} from {detectron2.__file__.rsplit(\"/detectron2/\", 1)[0]}")')
+      f"detectron2 {detectron2.__version__} from {source}")
+PYEOF
+)
 mkdir -p output
 set +e
 .venv/bin/python -m pytest tests -p no:cacheprovider "$@" | tee "$WORK/output/compat.log"
