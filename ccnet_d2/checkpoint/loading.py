@@ -10,7 +10,8 @@ __all__ = ["ACCEPTED_CHECKPOINTS", "explain_checkpoint_errors", "explain_weights
 ACCEPTED_CHECKPOINTS = (
     "a Detectron2 / ccnet_d2 checkpoint (.pth written by training or by tools/convert_ccnet_checkpoint.py), "
     "a Detectron2 model-zoo .pkl (e.g. from tools/convert_pretrained.py), or a detectron2:// or https:// "
-    "URL of one; published CCNet and ImageNet files must be converted first (docs/MODEL_ZOO.md)")
+    "URL of one, or a published CCNet checkpoint by name (ccnet://<source>/<model>, docs/MODEL_ZOO.md); other "
+    "published CCNet and ImageNet files must be converted first (docs/MODEL_ZOO.md)")
 
 
 @contextlib.contextmanager
@@ -21,8 +22,12 @@ def explain_checkpoint_errors(path: str):
     KeyError, UnicodeDecodeError, RuntimeError, ...), so none is singled out; the original error stays
     attached as the cause and is printed above this one.
     """
+    from ..model_zoo.weights import PublishedWeightsError
+
     try:
         yield
+    except PublishedWeightsError:
+        raise  # a ccnet:// name that could not be fetched: its message already names the URL and the cache
     except Exception as e:
         raise ValueError(f"cannot load {path!r} as a checkpoint ({type(e).__name__}, shown above). Expected "
                          f"{ACCEPTED_CHECKPOINTS}") from e

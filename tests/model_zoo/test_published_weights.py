@@ -206,3 +206,19 @@ def test_every_entry_names_a_config_of_its_family_depth_and_dataset_and_the_doc_
             assert ("769x769" in name) == ("769x769" in entry.config)
     with open(os.path.join(REPO_ROOT, "docs", "MODEL_ZOO.md")) as f:
         assert published.markdown_table() in f.read()
+
+
+def test_a_failed_download_reaches_the_user_as_itself_through_the_checkpoint_loading(publish):
+    """The trainer loads MODEL.WEIGHTS inside explain_checkpoint_errors, which turns unreadable files into
+    "not a checkpoint"; a ccnet:// name that could not be fetched keeps its own message (URL, cache path)."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    from ccnet_d2.checkpoint import explain_checkpoint_errors
+
+    publish("mmseg/narrow_cut", "mmseg", how="truncated")
+    cfg = model_zoo.get_config(PUBLISHED_CHECKPOINTS["mmseg/narrow_cut"].config)
+    cfg.MODEL.DEVICE = "cpu"
+    with pytest.raises(PublishedWeightsError, match="stopped after"):
+        with explain_checkpoint_errors("ccnet://mmseg/narrow_cut"):
+            DetectionCheckpointer(build_model(cfg)).load("ccnet://mmseg/narrow_cut")
