@@ -19,6 +19,13 @@ TOY_SEMANTIC_CONFIG = os.path.join(CONFIG_ROOT, "Toy-SemanticSegmentation", "ccn
 TOY_INSTANCE_CONFIG = os.path.join(CONFIG_ROOT, "Toy-InstanceSegmentation", "mask_rcnn_rcca_R_50_w16_FPN_toy.yaml")
 
 
+def tool_env(**extra) -> dict:
+    """The environment of a tool or script the tests start: this one, with the repository first on
+    PYTHONPATH (what was on it stays, e.g. the detectron2 source tree of dev/compat.sh), and ``extra``."""
+    path = os.pathsep.join([REPO_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
 def config_path(relative: str) -> str:
     """Absolute path of a config given relative to ``configs/``."""
     return os.path.join(CONFIG_ROOT, relative)

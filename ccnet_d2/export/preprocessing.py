@@ -17,7 +17,6 @@ from typing import Sequence, Tuple
 
 import numpy as np
 import torch
-from detectron2.data import transforms as T
 from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, Instances
 from torch.nn import functional as F

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.common import REPO_ROOT, config_path
+from tests.common import REPO_ROOT, config_path, tool_env
 from tests.data.trees import make_cityscapes_tree
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ TINY = ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", "2", "SOL
 
 
 def _run(tool, args, dataset_root):
-    env = dict(os.environ, DETECTRON2_DATASETS=str(dataset_root), OMP_NUM_THREADS="1", PYTHONPATH=REPO_ROOT)
+    env = tool_env(DETECTRON2_DATASETS=str(dataset_root), OMP_NUM_THREADS="1")
     result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", tool), *args], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     return result.returncode, result.stdout + result.stderr

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from tests.common import REPO_ROOT, TOY_SEMANTIC_CONFIG
+from tests.common import REPO_ROOT, TOY_SEMANTIC_CONFIG, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def _free_port():
 def _worker(output_dir, flags):
     command = [sys.executable, "-m", "tests.e2e.distributed_worker", "--config-file", TOY_SEMANTIC_CONFIG,
                *flags, *TINY, "OUTPUT_DIR", str(output_dir)]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO_ROOT, CUDA_VISIBLE_DEVICES="")
+    env = tool_env(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 

@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from tests.common import REPO_ROOT, TOY_SEMANTIC_CONFIG
+from tests.common import REPO_ROOT, TOY_SEMANTIC_CONFIG, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ def _start(output_dir, flags, resume=False, console="console.txt", opts=()):
     os.makedirs(output_dir, exist_ok=True)
     command = [sys.executable, os.path.join(REPO_ROOT, "tools/train_net.py"), "--config-file", TOY_SEMANTIC_CONFIG,
                *flags, *(["--resume"] if resume else []), *TINY, "OUTPUT_DIR", str(output_dir), *opts]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO_ROOT, CUDA_VISIBLE_DEVICES="")
+    env = tool_env(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     with open(os.path.join(output_dir, console), "w") as out:
         return subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -145,7 +145,7 @@ def test_two_machines_stop_together_when_one_is_signalled(tmp_path):
 def test_stop_agreement_benchmark_prints_its_table():
     result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools/benchmark_stop_agreement.py"),
                              "--iterations", "5", "--step-ms", "1"], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO_ROOT))
+                            timeout=300, env=tool_env(OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr[-4000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "us)" not in line]
     assert [row.split(" | ")[0] for row in rows] == ["| asynchronous all-reduce (StopAgreement)",

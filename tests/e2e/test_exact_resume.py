@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from tests.common import REPO_ROOT, TOY_SEMANTIC_CONFIG
+from tests.common import REPO_ROOT, TOY_SEMANTIC_CONFIG, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def _train(output_dir, fault=None, resume=False, opts=()):
     prefix = ["-m", "tests.e2e.fault_run", *fault] if fault else [os.path.join(REPO_ROOT, "tools/train_net.py")]
     command = [sys.executable, *prefix, "--config-file", TOY_SEMANTIC_CONFIG, *(["--resume"] if resume else []),
                *TINY, "OUTPUT_DIR", str(output_dir), *opts]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO_ROOT),
+    result = subprocess.run(command, cwd=REPO_ROOT, env=tool_env(OMP_NUM_THREADS="1"),
                             capture_output=True, text=True, timeout=300)
     return result.returncode, result.stdout + result.stderr
 

@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from tests.common import REPO_ROOT, TOY_SEMANTIC_CONFIG
+from tests.common import REPO_ROOT, TOY_SEMANTIC_CONFIG, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def _command(output_dir, checkpoint_period, resume=False, opts=()):
 
 
 def _env():
-    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO_ROOT)
+    return tool_env(OMP_NUM_THREADS="1")
 
 
 def _run(output_dir, checkpoint_period, resume=False, opts=()):

@@ -1,7 +1,6 @@
 """``tools/train_net.py`` trains the CCNet video model a few iterations on clips and evaluates mIoU on a
 generated CamVid tree whose neighbouring frames ``tools/prepare_camvid.py`` made."""
 import math
-import os
 
 import pytest
 

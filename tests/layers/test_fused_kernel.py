@@ -4,7 +4,6 @@ ahead of time for sm_80, sm_89 and sm_90 against those architectures' limits, an
 The same cases run natively on a GPU in ``test_fused_kernel_cuda.py``.
 """
 import json
-import os
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ from ccnet_d2.layers import criss_cross_attention, criss_cross_attention_torch
 from ccnet_d2.layers import fused_kernel_available, fused_kernel_interpreted, fused_kernel_status
 from ccnet_d2.layers import criss_cross as criss_cross_module
 
-from ..common import REPO_ROOT
+from ..common import REPO_ROOT, tool_env
 from .fused_kernel_checks import CASES
 
 needs_triton = pytest.mark.skipif(not fused_kernel_available(), reason=f"the fused kernel is {fused_kernel_status()}")
@@ -28,8 +27,7 @@ def interpreter_results(request):
     """Results of the selected cases, from one interpreter subprocess."""
     selected = [item.callspec.params["case"] for item in request.session.items
                 if getattr(item, "originalname", None) == "test_interpreted_on_cpu"]
-    env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([REPO_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    env = tool_env(TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "tests.layers.fused_interpreter_run", *selected]
     run = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
