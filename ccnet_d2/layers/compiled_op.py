@@ -52,7 +52,7 @@ def _load():
     if _has_cuda_kernels:
         _status = f"built with CUDA {extension.cuda_version()} kernels"
     else:
-        _status = "built with the CPU kernel only (no CUDA toolkit at build time)"
+        _status = "built with the CPU kernel only (no usable CUDA toolkit at build time)"
     return _extension
 
 
