@@ -125,7 +125,7 @@ setup(
     # own name (dev/install.sh installs it, docs/INSTALL.md). Its own requirements are listed below, so
     # that they are in place whichever copy of detectron2 is installed.
     install_requires=[
-        "torch>=2.4",  # torch.library.register_fake / register_autograd (the compiled op's binding)
+        "torch>=2.14",  # the oldest torch the whole suite passes with (docs/INSTALL.md, "Compatibility")
         "torchvision",
         # detectron2's requirements
         "fvcore",

@@ -64,11 +64,12 @@ print(f"Python {platform.python_version()}, torch {torch.__version__}, torchvisi
 PYEOF
 )
 mkdir -p output
+LOG=$(mktemp "$WORK/output/compat-XXXXXX.log")  # one per run: runs may go on side by side
 set +e
-.venv/bin/python -m pytest tests -p no:cacheprovider "$@" | tee "$WORK/output/compat.log"
+.venv/bin/python -m pytest tests -p no:cacheprovider "$@" | tee "$LOG"
 status=${PIPESTATUS[0]}
 set -e
-summary=$(grep -E '[0-9]+ (passed|failed|error).* in [0-9.]+s' "$WORK/output/compat.log" | tail -n 1 | tr -d '=' | sed 's/^ *//')
+summary=$(grep -E '[0-9]+ (passed|failed|error).* in [0-9.]+s' "$LOG" | tail -n 1 | tr -d '=' | sed 's/^ *//')
 printf '[compat] %s | %s | %s | %s\n' "$(date -u +%Y-%m-%d)" "$versions" "${d2_desc:-detectron2 as installed}" \
   "${summary:-no pytest summary (exit status $status)}"
 exit "$status"
