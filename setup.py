@@ -25,22 +25,27 @@ def _sources(pattern_ext):
     return sorted(found)
 
 
-def _nvcc_archs(cuda_home):
-    """Compute capabilities ('7.5', ...) that this toolkit's nvcc can compile, or None if unknown."""
+def _nvcc(cuda_home, flag):
+    """The output of this toolkit's ``nvcc <flag>``, or None when it cannot be run."""
     try:
-        listed = subprocess.run([os.path.join(cuda_home, "bin", "nvcc"), "--list-gpu-arch"], check=True,
-                                capture_output=True, text=True).stdout.split()
+        return subprocess.run([os.path.join(cuda_home, "bin", "nvcc"), flag], check=True, capture_output=True,
+                              text=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    return {f"{a[8:-1]}.{a[-1]}" for a in listed if a.startswith("compute_")}
+
+
+def _nvcc_archs(cuda_home):
+    """Compute capabilities ('7.5', ...) that this toolkit's nvcc can compile, or None if unknown."""
+    listed = _nvcc(cuda_home, "--list-gpu-arch")
+    if listed is None:
+        return None
+    return {f"{a[8:-1]}.{a[-1]}" for a in listed.split() if a.startswith("compute_")}
 
 
 def _toolkit_major(cuda_home):
     """The CUDA major version of this toolkit's nvcc, or None if unknown."""
-    try:
-        out = subprocess.run([os.path.join(cuda_home, "bin", "nvcc"), "--version"], check=True, capture_output=True,
-                             text=True).stdout
-    except (OSError, subprocess.CalledProcessError):
+    out = _nvcc(cuda_home, "--version")
+    if out is None:
         return None
     release = out.split("release ", 1)[-1].split(".", 1)[0]
     return release if release.isdigit() else None

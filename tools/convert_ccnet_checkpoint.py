@@ -15,7 +15,6 @@ shape mismatch is reported and stops the conversion. Prints a summary and the sh
 the output; then evaluate with ``tools/train_net.py --eval-only --config-file <config> MODEL.WEIGHTS <output>``.
 """
 import argparse
-import hashlib
 import sys
 
 import torch
@@ -24,15 +23,8 @@ from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
 from ccnet_d2 import add_ccnet_config
-from ccnet_d2.checkpoint import CCNET_FORMATS, compare_with_model, convert_ccnet_state_dict, load_source_state_dict
-
-
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from ccnet_d2.checkpoint import (CCNET_FORMATS, conversion_problems, convert_ccnet_state_dict, file_sha256,
+                                 load_source_state_dict)
 
 
 def main(argv=None) -> int:
@@ -52,13 +44,9 @@ def main(argv=None) -> int:
     model_state = build_model(cfg).state_dict()
 
     result = convert_ccnet_state_dict(load_source_state_dict(args.input), args.format)
-    missing, unexpected, mismatched = compare_with_model(result.model, model_state)
     print(f"{args.input} ({args.format}): {len(result.renamed)} tensors converted, "
           f"{len(result.dropped)} folded into a norm ({', '.join(result.dropped) or 'none'})")
-    problems = ([f"source key no rule covers: {k}" for k in result.unmapped]
-                + [f"model key left unset: {k}" for k in missing]
-                + [f"converted key the model lacks: {k}" for k in unexpected]
-                + [f"shape mismatch: {m}" for m in mismatched])
+    problems = conversion_problems(result, model_state)
     if problems:
         print("\n".join(problems), file=sys.stderr)
         print(f"error: {len(problems)} problems; is --config-file the config of this checkpoint (depth, classes)?",
@@ -66,8 +54,8 @@ def main(argv=None) -> int:
         return 1
     author = f"ccnet_d2 tools/convert_ccnet_checkpoint.py --format {args.format}"
     torch.save({"model": result.model, "__author__": author}, args.output)
-    print(f"input  sha256 {sha256(args.input)}")
-    print(f"wrote {args.output}  sha256 {sha256(args.output)}")
+    print(f"input  sha256 {file_sha256(args.input)}")
+    print(f"wrote {args.output}  sha256 {file_sha256(args.output)}")
     print(f"evaluate: python tools/train_net.py --eval-only --config-file {args.config_file} "
           f"MODEL.WEIGHTS {args.output}")
     return 0

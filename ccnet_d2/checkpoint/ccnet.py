@@ -23,13 +23,13 @@ change, and gamma, stored 0-dim (``decode_head.cca.gamma.scale``), gets the shap
 ``configs/*/ccnet_R_*_mmseg_*`` reproduce its networks (32/32/64 stem, contracted dilation, ReLU,
 256-channel auxiliary head).
 """
-from typing import Dict, Mapping
+from typing import Dict, List, Mapping
 
 import torch
 
 from .convert import ConversionResult, _module_name
 
-__all__ = ["CCNET_FORMATS", "INPLACE_ABN_EPS", "convert_ccnet_state_dict", "compare_with_model"]
+__all__ = ["CCNET_FORMATS", "INPLACE_ABN_EPS", "convert_ccnet_state_dict", "compare_with_model", "conversion_problems"]
 
 CCNET_FORMATS = ("official", "mmseg")
 INPLACE_ABN_EPS = 1e-5
@@ -142,3 +142,13 @@ def compare_with_model(converted: Mapping[str, torch.Tensor], model_state: Mappi
     mismatched = [f"{k}: {tuple(converted[k].shape)} vs {tuple(model_state[k].shape)}"
                   for k in sorted(set(converted) & set(model_state)) if converted[k].shape != model_state[k].shape]
     return missing, unexpected, mismatched
+
+
+def conversion_problems(result: ConversionResult, model_state: Mapping[str, torch.Tensor]) -> List[str]:
+    """Everything that keeps a conversion from loading into a model, one line each: source keys no rule
+    covers, model keys left unset, converted keys the model lacks, shape mismatches. Empty when it fits."""
+    missing, unexpected, mismatched = compare_with_model(result.model, model_state)
+    return ([f"source key no rule covers: {k}" for k in result.unmapped]
+            + [f"model key left unset: {k}" for k in missing]
+            + [f"converted key the model lacks: {k}" for k in unexpected]
+            + [f"shape mismatch: {m}" for m in mismatched])

@@ -33,6 +33,7 @@ __all__ = [
     "REQUIRED_CONFIG",
     "ConversionResult",
     "convert_resnet_state_dict",
+    "file_sha256",
     "load_source_state_dict",
     "infer_resnet_depth",
     "save_detectron2_checkpoint",
@@ -189,6 +190,15 @@ def load_source_state_dict(path: str) -> Dict[str, torch.Tensor]:
     if loaded and all(k.startswith("module.") for k in loaded):
         loaded = {k[len("module."):]: v for k, v in loaded.items()}
     return dict(loaded)
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of a file, read in 1 MiB chunks (checkpoints are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def save_detectron2_checkpoint(model: Mapping[str, torch.Tensor], path: str, author: str) -> str:

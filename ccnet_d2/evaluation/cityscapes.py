@@ -22,23 +22,33 @@ from PIL import Image
 __all__ = ["CityscapesSemSegEvaluator", "CityscapesInstanceEvaluator"]
 
 
-def _settings(module, prediction_dir: str):
-    """A copy of an evaluation script's settings, reading predictions from ``prediction_dir``, quiet about
-    files (no JSON export, no colours)."""
-    args = copy.copy(module.args)
-    args.predictionPath, args.predictionWalk = os.path.abspath(prediction_dir), None
-    args.JSONOutput, args.colorized = False, False
-    return args
+class _ScriptEvaluator(CityscapesEvaluator):
+    """Runs one of cityscapesscripts' evaluation scripts on the prediction files ``process`` wrote."""
+
+    def _run_script(self, script, ground_truth_suffix: str, prediction_of, **settings):
+        """The script's ``evaluateImgLists`` results on rank 0 (None on the other ranks), with a copy of the
+        script's settings: predictions read from the temporary folder, no JSON export, no colours, and
+        ``settings``. ``prediction_of(args, ground_truth_file)`` finds a ground-truth file's prediction."""
+        comm.synchronize()
+        if comm.get_rank() > 0:
+            return None
+        self._logger.info("Evaluating Cityscapes predictions in %s", self._temp_dir)
+        args = copy.copy(script.args)
+        args.predictionPath, args.predictionWalk = os.path.abspath(self._temp_dir), None
+        args.JSONOutput, args.colorized = False, False
+        for key, value in settings.items():
+            setattr(args, key, value)
+        gt_dir = self._metadata.gt_dir
+        ground_truth = sorted(glob.glob(os.path.join(gt_dir, "*", "*_gtFine_" + ground_truth_suffix)))
+        if not ground_truth:
+            raise FileNotFoundError("no ground truth to evaluate against: no "
+                                    f"{gt_dir}/<city>/*_gtFine_{ground_truth_suffix}")
+        results = script.evaluateImgLists([prediction_of(args, gt) for gt in ground_truth], ground_truth, args)
+        self._working_dir.cleanup()
+        return results
 
 
-def _ground_truth(gt_dir: str, suffix: str):
-    files = sorted(glob.glob(os.path.join(gt_dir, "*", "*_gtFine_" + suffix)))
-    if not files:
-        raise FileNotFoundError(f"no ground truth to evaluate against: no {gt_dir}/<city>/*_gtFine_{suffix}")
-    return files
-
-
-class CityscapesSemSegEvaluator(CityscapesEvaluator):
+class CityscapesSemSegEvaluator(_ScriptEvaluator):
     """Cityscapes' pixel-level evaluation (IoU, iIoU over classes and categories, in %) of ``sem_seg``
     outputs in train ids. Runs on every rank of one machine; rank 0 evaluates."""
 
@@ -56,18 +66,12 @@ class CityscapesSemSegEvaluator(CityscapesEvaluator):
             Image.fromarray(to_label_id[train_ids]).save(os.path.join(self._temp_dir, stem + "_pred.png"))
 
     def evaluate(self):
-        comm.synchronize()
-        if comm.get_rank() > 0:
-            return None
         # Imported here: the script reads $CITYSCAPES_DATASET when it is first imported.
         import cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling as pixel_eval
 
-        self._logger.info("Evaluating Cityscapes predictions in %s", self._temp_dir)
-        args = _settings(pixel_eval, self._temp_dir)
-        ground_truth = _ground_truth(self._metadata.gt_dir, "labelIds.png")
-        predictions = [pixel_eval.getPrediction(args, gt) for gt in ground_truth]
-        scores = pixel_eval.evaluateImgLists(predictions, ground_truth, args)
-        self._working_dir.cleanup()
+        scores = self._run_script(pixel_eval, "labelIds.png", pixel_eval.getPrediction)
+        if scores is None:
+            return None
         return OrderedDict(sem_seg={
             "IoU": 100.0 * scores["averageScoreClasses"],
             "iIoU": 100.0 * scores["averageScoreInstClasses"],
@@ -76,7 +80,7 @@ class CityscapesSemSegEvaluator(CityscapesEvaluator):
         })
 
 
-class CityscapesInstanceEvaluator(CityscapesEvaluator):
+class CityscapesInstanceEvaluator(_ScriptEvaluator):
     """Cityscapes' instance-level evaluation (mask AP and AP50, in %) of ``instances`` outputs. Runs on
     every rank of one machine; rank 0 evaluates."""
 
@@ -98,16 +102,12 @@ class CityscapesInstanceEvaluator(CityscapesEvaluator):
                 f.writelines(lines)
 
     def evaluate(self):
-        comm.synchronize()
-        if comm.get_rank() > 0:
-            return None
         import cityscapesscripts.evaluation.evalInstanceLevelSemanticLabeling as instance_eval
 
-        self._logger.info("Evaluating Cityscapes predictions in %s", self._temp_dir)
-        args = _settings(instance_eval, self._temp_dir)
-        args.gtInstancesFile = os.path.join(self._temp_dir, "gtInstances.json")
-        ground_truth = _ground_truth(self._metadata.gt_dir, "instanceIds.png")
-        predictions = [instance_eval.getPrediction(gt, args) for gt in ground_truth]
-        averages = instance_eval.evaluateImgLists(predictions, ground_truth, args)["averages"]
-        self._working_dir.cleanup()
+        results = self._run_script(instance_eval, "instanceIds.png",
+                                   lambda args, gt: instance_eval.getPrediction(gt, args),
+                                   gtInstancesFile=os.path.join(self._temp_dir, "gtInstances.json"))
+        if results is None:
+            return None
+        averages = results["averages"]
         return OrderedDict(segm={"AP": averages["allAp"] * 100, "AP50": averages["allAp50%"] * 100})

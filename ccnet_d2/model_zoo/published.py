@@ -14,7 +14,7 @@ The mIoU figures are the publishers' (single scale, val), not reproduced here.
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-__all__ = ["PUBLISHED_CHECKPOINTS", "PublishedCheckpoint", "SCHEME", "published_checkpoint", "markdown_table"]
+__all__ = ["PUBLISHED_CHECKPOINTS", "PublishedCheckpoint", "SCHEME", "published_checkpoint", "table_key", "markdown_table"]
 
 SCHEME = "ccnet://"
 
@@ -75,9 +75,14 @@ for _model, _stamp, _config, _dataset, _miou in (
                                                       _dataset, _miou)
 
 
+def table_key(name: str) -> str:
+    """``<source>/<model>`` of a name given with or without ``ccnet://``."""
+    return name[len(SCHEME):] if name.startswith(SCHEME) else name
+
+
 def published_checkpoint(name: str) -> PublishedCheckpoint:
     """The entry of ``name`` (``<source>/<model>``, with or without ``ccnet://``); a KeyError lists the names."""
-    key = name[len(SCHEME):] if name.startswith(SCHEME) else name
+    key = table_key(name)
     if key not in PUBLISHED_CHECKPOINTS:
         raise KeyError(f"no published checkpoint {name!r}; the names are (docs/MODEL_ZOO.md): "
                        + ", ".join(SCHEME + k for k in PUBLISHED_CHECKPOINTS))

@@ -15,7 +15,6 @@ The cache is ``$CCNET_D2_CACHE`` (default ``~/.cache/ccnet_d2``):
 Importing ``ccnet_d2`` registers the scheme with Detectron2's ``PathManager``, so ``MODEL.WEIGHTS
 ccnet://...`` works in ``tools/train_net.py``, ``DefaultPredictor`` and every ``DetectionCheckpointer``.
 """
-import hashlib
 import http.client
 import logging
 import os
@@ -25,7 +24,9 @@ import urllib.request
 import torch
 from iopath.common.file_io import PathHandler, file_lock
 
-from .published import SCHEME, PublishedCheckpoint, published_checkpoint
+from ..checkpoint.convert import file_sha256
+from . import published
+from .published import PublishedCheckpoint, published_checkpoint, table_key
 
 __all__ = ["PublishedWeightsError", "cache_dir", "local_weights", "register_scheme"]
 
@@ -43,26 +44,19 @@ def cache_dir() -> str:
     return os.path.expanduser(os.getenv("CCNET_D2_CACHE", os.path.join("~", ".cache", "ccnet_d2")))
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _check_hash(path: str, entry: PublishedCheckpoint, origin: str) -> None:
-    if entry.sha256_prefix is None:
-        return
-    digest = _sha256(path)
-    if not digest.startswith(entry.sha256_prefix):
+def _verified_sha256(path: str, entry: PublishedCheckpoint, origin: str) -> str:
+    """The file's sha256, checked against the publisher's hash where one is published."""
+    digest = file_sha256(path)
+    if entry.sha256_prefix is not None and not digest.startswith(entry.sha256_prefix):
         raise PublishedWeightsError(
             f"{origin} has sha256 {digest}, but the publisher's hash for {entry.url} is {entry.sha256_prefix}...: "
             "the file is damaged or not the published one. It was not used; delete it and try again.")
+    return digest
 
 
-def _download(entry: PublishedCheckpoint, path: str) -> None:
-    """Download ``entry.url`` to ``path``: into ``path + '.partial'``, renamed only once complete and verified."""
+def _download(entry: PublishedCheckpoint, path: str) -> str:
+    """Download ``entry.url`` to ``path``: into ``path + '.partial'``, renamed only once complete and verified.
+    Returns the file's sha256."""
     from tqdm import tqdm
 
     partial = path + ".partial"
@@ -85,7 +79,7 @@ def _download(entry: PublishedCheckpoint, path: str) -> None:
         if total is not None and received != total:
             raise PublishedWeightsError(f"the download of {entry.url} stopped after {received} of {total} bytes; "
                                         f"nothing was kept in {path}. Try again.")
-        _check_hash(partial, entry, f"the download of {entry.url}")
+        digest = _verified_sha256(partial, entry, f"the download of {entry.url}")
     except http.client.IncompleteRead as e:
         _remove(partial)
         raise PublishedWeightsError(f"the download of {entry.url} stopped after {len(e.partial)} bytes, "
@@ -98,6 +92,7 @@ def _download(entry: PublishedCheckpoint, path: str) -> None:
         _remove(partial)
         raise
     os.replace(partial, path)
+    return digest
 
 
 def _remove(path: str) -> None:
@@ -105,11 +100,11 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def _convert(entry: PublishedCheckpoint, source_path: str, path: str) -> None:
+def _convert(entry: PublishedCheckpoint, source_path: str, source_sha256: str, path: str) -> None:
     """Convert the publisher's file with the converter of its source, checked against its config's model."""
     from detectron2.modeling import build_model
 
-    from ..checkpoint import compare_with_model, convert_ccnet_state_dict, load_source_state_dict
+    from ..checkpoint import conversion_problems, convert_ccnet_state_dict, load_source_state_dict
     from ..checkpoint.atomic import write_atomically
     from . import get_config
 
@@ -122,14 +117,12 @@ def _convert(entry: PublishedCheckpoint, source_path: str, path: str) -> None:
     cfg = get_config(entry.config)
     cfg.MODEL.DEVICE = "cpu"
     model_state = build_model(cfg).state_dict()
-    missing, unexpected, mismatched = compare_with_model(result.model, model_state)
-    problems = ([f"source key no rule covers: {k}" for k in result.unmapped] + [f"model key left unset: {k}" for k in missing]
-                + [f"converted key the model lacks: {k}" for k in unexpected] + [f"shape mismatch: {m}" for m in mismatched])
+    problems = conversion_problems(result, model_state)
     if problems:
         shown = "; ".join(problems[:5]) + (f"; ... ({len(problems)} in all)" if len(problems) > 5 else "")
         raise PublishedWeightsError(f"{source_path} (from {entry.url}) does not fit the model of {entry.config}: "
                                     f"{shown}. Nothing was written to {path}.")
-    author = f"ccnet_d2 from {entry.url} (sha256 {_sha256(source_path)}), --format {entry.source}"
+    author = f"ccnet_d2 from {entry.url} (sha256 {source_sha256}), --format {entry.source}"
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_atomically(path, lambda f: torch.save({"model": result.model, "__author__": author}, f))
 
@@ -137,8 +130,7 @@ def _convert(entry: PublishedCheckpoint, source_path: str, path: str) -> None:
 def local_weights(name: str) -> str:
     """The path of the converted checkpoint of a published name (``ccnet://mmseg/...``), fetching and
     converting it first where the cache lacks it."""
-    entry = published_checkpoint(name)
-    key = name[len(SCHEME):] if name.startswith(SCHEME) else name
+    entry, key = published_checkpoint(name), table_key(name)
     converted = os.path.join(cache_dir(), "converted", key + ".pth")
     download = os.path.join(cache_dir(), "downloads", key + ".pth")
     os.makedirs(os.path.dirname(converted), exist_ok=True)
@@ -146,11 +138,11 @@ def local_weights(name: str) -> str:
         if os.path.isfile(converted):
             return converted
         if os.path.isfile(download):  # an earlier download, or a file put there by hand
-            _check_hash(download, entry, download)
+            digest = _verified_sha256(download, entry, download)
         else:
-            _download(entry, download)
+            digest = _download(entry, download)
         logger.info("Converting %s (%s) with %s", download, entry.source, entry.config)
-        _convert(entry, download, converted)
+        _convert(entry, download, digest, converted)
     return converted
 
 
@@ -158,7 +150,7 @@ class _PublishedWeightsHandler(PathHandler):
     """iopath handler of ``ccnet://``: the local path of the converted checkpoint."""
 
     def _get_supported_prefixes(self):
-        return [SCHEME]
+        return [published.SCHEME]
 
     def _get_local_path(self, path: str, force: bool = False, **kwargs) -> str:
         self._check_kwargs(kwargs)
@@ -176,5 +168,5 @@ def register_scheme() -> None:
     """Register ``ccnet://`` with Detectron2's ``PathManager`` (once; ``import ccnet_d2`` does it)."""
     from detectron2.utils.file_io import PathManager
 
-    if SCHEME not in PathManager._path_handlers:
+    if published.SCHEME not in PathManager._path_handlers:
         PathManager.register_handler(_PublishedWeightsHandler())
