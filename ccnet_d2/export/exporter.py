@@ -17,7 +17,7 @@ from detectron2.modeling import GeneralizedRCNN
 
 from ..modeling.meta_arch import CCNetSegmentor
 from .decompositions import custom_ops_as_reference, decompose_custom_ops
-from .instance import INSTANCE_OUTPUTS, instance_tracing_adapter
+from .instance import INSTANCE_OUTPUTS, instance_tracing_adapter, limited_suppression
 from .semantic import SemanticSegmentationGraph
 
 __all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "SEMANTIC_OUTPUTS", "export_semantic_program", "export_model"]
@@ -42,7 +42,7 @@ def export_semantic_program(segmentor: CCNetSegmentor, image: torch.Tensor) -> t
 
 def _export_instance_onnx(model: GeneralizedRCNN, image: torch.Tensor, path: str) -> None:
     adapter = instance_tracing_adapter(model, image)
-    with torch.no_grad(), custom_ops_as_reference():
+    with torch.no_grad(), custom_ops_as_reference(), limited_suppression(model):
         torch.onnx.export(adapter, (image,), path, dynamo=False, opset_version=ONNX_OPSET,
                           input_names=["image"], output_names=list(INSTANCE_OUTPUTS),
                           dynamic_axes={"image": {1: "height", 2: "width"}})

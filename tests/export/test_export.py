@@ -183,3 +183,44 @@ def test_mask_rcnn_torch_export_is_refused_with_the_reason(tmp_path):
     model = seeded_model(TOY_INSTANCE_CONFIG)
     with pytest.raises(ValueError, match="data-dependent.*--format onnx"):
         export_model(model, random_image(64, 64), str(tmp_path), "torch-export")
+
+
+def suppression_limits(path):
+    """The max_output_boxes_per_class of every NonMaxSuppression node of an ONNX file (subgraphs included)."""
+    model = onnx.load(path)
+    constants = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    limits = []
+
+    def visit(graph):
+        for node in graph.node:
+            if node.op_type == "Constant":
+                constants[node.output[0]] = onnx.numpy_helper.to_array(node.attribute[0].t)
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    visit(attribute.g)
+            if node.op_type == "NonMaxSuppression":
+                limits.append(int(constants[node.input[2]].reshape(-1)[0]))
+
+    visit(model.graph)
+    return sorted(limits)
+
+
+@pytest.mark.parametrize("score_threshold, kept", [("0.0", 7), ("1.0", 0)])
+def test_mask_rcnn_onnx_suppression_keeps_what_the_model_keeps(tmp_path, score_threshold, kept):
+    """The graph's two NonMaxSuppression nodes stop at the RPN's and the box head's kept counts; with
+    every candidate of every class entering suppression (threshold 0) the survivors equal eager's, and
+    an image with no candidate (threshold 1: no softmax score reaches it) gives no detection."""
+    overrides = ("MODEL.ROI_HEADS.SCORE_THRESH_TEST", score_threshold, "TEST.DETECTIONS_PER_IMAGE", "7",
+                 "MODEL.RPN.POST_NMS_TOPK_TEST", "40")
+    model = seeded_model(TOY_INSTANCE_CONFIG, *overrides)
+    path = exported_with_tool(tmp_path, TOY_INSTANCE_CONFIG, model, "onnx", ["--size", *INSTANCE_SIZES[0]], *overrides)
+    assert suppression_limits(path) == [7, 40]  # without limited_suppression: 2**63 - 1, no limit
+    session = onnx_session(path)
+    image = random_image(*INSTANCE_SIZES[1], seed=3)
+    with torch.no_grad():
+        expected = model.inference([{"image": image}], do_postprocess=False)[0]
+    boxes, classes, masks, scores, _ = session.run(None, {"image": image.numpy()})
+    assert len(expected) == kept and boxes.shape == (kept, 4) and masks.shape == (kept, 1, 28, 28)
+    np.testing.assert_array_equal(classes, expected.pred_classes.numpy())
+    np.testing.assert_allclose(boxes, expected.pred_boxes.tensor.numpy(), atol=BOX_ATOL, rtol=0)
+    np.testing.assert_allclose(scores, expected.scores.numpy(), atol=SCORE_ATOL, rtol=0)
