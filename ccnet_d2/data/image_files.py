@@ -1,12 +1,15 @@
 """Reading images for inference tools: one file as DefaultPredictor's input, or every image of a folder; the
-full decode that finds truncated files (shared with the dataset scan)."""
+full decode that finds truncated files (shared with the dataset scan); a background reader that decodes the
+next images of a list while the model runs on the current one."""
 import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from PIL import Image
 
-__all__ = ["IMAGE_EXTENSIONS", "decoded_size", "read_image_bgr", "list_images"]
+__all__ = ["IMAGE_EXTENSIONS", "decoded_size", "read_image_bgr", "list_images", "read_images_ahead"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -41,3 +44,25 @@ def list_images(folder: str):
     if not paths:
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {folder!r}")
     return paths
+
+
+def read_images_ahead(paths: Sequence[str], ahead: int = 2) -> Iterator[Tuple[str, Optional[np.ndarray], Optional[str]]]:
+    """``(path, image, None)`` for each readable file of ``paths`` in order, ``(path, None, why)`` for one that
+    cannot be read; up to ``ahead`` files are read and decoded in a background thread while the caller works
+    on the current one (OpenCV and PIL release the GIL while decoding)."""
+    if ahead < 1:
+        raise ValueError(f"read_images_ahead: ahead must be >= 1, got {ahead}")
+
+    def read(path):
+        try:
+            return path, read_image_bgr(path), None
+        except (FileNotFoundError, ValueError) as e:
+            return path, None, str(e)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-reader") as pool:
+        pending = [pool.submit(read, p) for p in paths[:ahead]]
+        for index in range(len(paths)):
+            result = pending.pop(0).result()
+            if index + ahead < len(paths):
+                pending.append(pool.submit(read, paths[index + ahead]))
+            yield result

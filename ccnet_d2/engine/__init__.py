@@ -5,5 +5,5 @@ from .exact_resume import ExactResume, truncate_metrics
 from .interruption import SaveOnSignal
 from .launch import launch
 from .trainer import Trainer, check_device
-from .predictor import Predictor
+from .predictor import FilePrediction, Predictor
 from .clip_predictor import ClipPredictor

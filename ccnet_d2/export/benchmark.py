@@ -1,12 +1,22 @@
-"""Inference latency and peak memory of the deployable models per runtime: PyTorch eager,
-torch.compile and ONNX Runtime, on CPU and, when present, on a GPU (tools/benchmark_inference.py).
+"""Inference latency, arithmetic rate and peak memory of the deployable models per runtime: PyTorch eager,
+torch.compile, ONNX Runtime and ONNX Runtime on the INT8 model, on CPU and, when present, on a GPU; and
+the throughput over a folder of images (tools/benchmark_inference.py).
 
 Every runtime runs the same function: the exported one (``SemanticSegmentationGraph``, Mask R-CNN's
 ``TracingAdapter`` with raw detections), batch 1, random weights with the attention on and
 batch-norm statistics measured on a random image (``random_weights``). Latency is the median of the timed
-runs after the warm-up runs (torch.compile compiles in the first warm-up run). Peak memory is the
+runs after the warm-up runs (torch.compile compiles in the first warm-up run). GFLOPs are counted once per
+model and input (``arithmetic_rate.count_gflops``); a row's GFLOP/s is that count over its latency and its
+share is of the GEMM rate measured in the same run (``arithmetic_rate.gemm_rate``). Peak memory is the
 largest increase during the timed runs: of the process's resident memory on CPU (sampled every 2 ms),
-of ``torch.cuda.max_memory_allocated`` on a GPU.
+of ``torch.cuda.max_memory_allocated`` on a GPU. The INT8 rows of the random-weight models are calibrated on
+random images (the speed does not depend on the ranges); the accuracy of INT8 is measured on a trained
+model (``int8_accuracy_row``).
+
+Throughput rows: a folder of JPEG files of the row's size, read ahead in a background thread
+(``read_images_ahead``) while the model runs, each image through the predictor's steps (``preprocess``, the
+graph, ``semantic_postprocess`` / ``instance_postprocess``); images per second over the folder after one
+warm-up image.
 """
 import datetime
 import os
@@ -17,6 +27,8 @@ import threading
 import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
+import cv2
+import numpy as np
 import torch
 
 import detectron2
@@ -24,12 +36,18 @@ from detectron2.config import get_cfg
 from detectron2.modeling import GeneralizedRCNN, build_model
 
 from ..config import add_ccnet_config
+from ..data.image_files import read_images_ahead
+from .arithmetic_rate import count_gflops, gemm_rate
 from .exporter import export_model
 from .instance import instance_tracing_adapter
+from .preprocessing import instance_postprocess, preprocess, semantic_postprocess
+from .quantization import INT8_FILE_NAME, quantize_int8
 from .random_weights import calibrate_batch_norm, set_attention_gamma
 from .semantic import SemanticSegmentationGraph
 
-__all__ = ["BENCHMARK_MODELS", "RUNTIMES", "run_benchmark", "environment_lines", "format_table"]
+__all__ = ["BENCHMARK_MODELS", "RUNTIMES", "THROUGHPUT_RUNTIMES", "run_benchmark", "run_throughput",
+           "int8_accuracy_row", "environment_lines", "gemm_lines", "format_table", "format_throughput_table",
+           "format_int8_accuracy"]
 
 # name: (config relative to configs/, input sizes (h, w), config overrides)
 BENCHMARK_MODELS: Dict[str, Tuple[str, Sequence[Tuple[int, int]], Sequence[str]]] = {
@@ -41,7 +59,9 @@ BENCHMARK_MODELS: Dict[str, Tuple[str, Sequence[Tuple[int, int]], Sequence[str]]
     "Mask R-CNN + RCCA R-50": ("COCO-InstanceSegmentation/mask_rcnn_rcca_R_50_FPN_1x_coco.yaml",
                                ((800, 1333),), ("MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0")),
 }
-RUNTIMES = ("eager", "torch.compile", "onnxruntime")
+RUNTIMES = ("eager", "torch.compile", "onnxruntime", "onnxruntime int8")
+THROUGHPUT_RUNTIMES = ("eager", "onnxruntime")
+_INT8_CALIBRATION_IMAGES = 4
 
 
 class _RssPeak:
@@ -110,30 +130,53 @@ def _onnxruntime_session(path: str, device: str, threads: int):
     return onnxruntime.InferenceSession(path, options, providers=providers)
 
 
+def _int8_file(path: str, image: torch.Tensor) -> str:
+    """The INT8 version of the segmentor file ``path``, calibrated on ``image`` and a few random images."""
+    generator = torch.Generator().manual_seed(2)
+    images = [image.cpu()] + [torch.rand(image.shape, generator=generator) * 255
+                              for _ in range(_INT8_CALIBRATION_IMAGES - 1)]
+    return quantize_int8(path, [x[None].numpy() for x in images], os.path.join(os.path.dirname(path), INT8_FILE_NAME))
+
+
 def _runner(model, image: torch.Tensor, runtime: str, device: str, threads: int, workdir: str):
-    """(a no-argument function running one inference, a note) for one runtime."""
+    """(a function running one inference of a graph input, a note) for one runtime."""
     is_instance = isinstance(model, GeneralizedRCNN)
-    graph_input = image if is_instance else image[None]
-    if runtime == "onnxruntime":
+    if runtime.startswith("onnxruntime"):
         start = time.perf_counter()
         path = export_model(model, image, workdir, "onnx")
         note = f"export {time.perf_counter() - start:.0f} s"
+        if runtime == "onnxruntime int8":
+            if is_instance:
+                raise ValueError("INT8 export covers the CCNet segmentor")
+            start = time.perf_counter()
+            path = _int8_file(path, image)
+            note += f", quantization {time.perf_counter() - start:.0f} s"
         session = _onnxruntime_session(path, device, threads)
-        feed = {session.get_inputs()[0].name: graph_input.cpu().numpy()}
-        return lambda: session.run(None, feed), note
+        name = session.get_inputs()[0].name
+        return lambda graph_input: session.run(None, {name: graph_input.cpu().numpy()}), note
     graph = instance_tracing_adapter(model, image) if is_instance else SemanticSegmentationGraph(model)
     if runtime == "torch.compile":
         graph = torch.compile(graph)
 
-    def run():
+    def run(graph_input):
         with torch.no_grad():
-            return graph(graph_input)
+            return [o.cpu().numpy() for o in graph(graph_input)]
 
     if runtime == "torch.compile":
         start = time.perf_counter()
-        run()
+        run(image if is_instance else image[None])
         return run, f"compile {time.perf_counter() - start:.0f} s"
     return run, ""
+
+
+def _graph_input(model, image: torch.Tensor) -> torch.Tensor:
+    return image if isinstance(model, GeneralizedRCNN) else image[None]
+
+
+def _gflops(model, image: torch.Tensor) -> float:
+    graph = instance_tracing_adapter(model, image) if isinstance(model, GeneralizedRCNN) \
+        else SemanticSegmentationGraph(model)
+    return count_gflops(graph, (_graph_input(model, image),))
 
 
 def _build(config_root: str, config: str, overrides: Sequence[str], device: str):
@@ -143,25 +186,38 @@ def _build(config_root: str, config: str, overrides: Sequence[str], device: str)
     torch.manual_seed(0)
     model = set_attention_gamma(build_model(cfg), 1.0)
     image = torch.rand(3, 256, 320, generator=torch.Generator().manual_seed(1)).mul(255).to(device)
-    return calibrate_batch_norm(model, image)
+    return cfg, calibrate_batch_norm(model, image)
+
+
+def _row_image(height: int, width: int, device: str) -> torch.Tensor:
+    return torch.rand(3, height, width, generator=torch.Generator().manual_seed(0)).mul(255).to(device)
 
 
 def run_benchmark(config_root: str, models: Sequence[str], runtimes: Sequence[str], devices: Sequence[str],
-                  warmup: int, iters: int, threads: int, log=print) -> List[dict]:
-    """One row per (model, size, device, runtime); a runtime that fails is a row saying why."""
+                  warmup: int, iters: int, threads: int, gemm_gflops: Dict[str, float], log=print) -> List[dict]:
+    """One row per (model, size, device, runtime); a runtime that fails is a row saying why.
+    ``gemm_gflops``: the measured GEMM rate per device, which each row's rate is compared with."""
     rows = []
     for name in models:
         config, sizes, overrides = BENCHMARK_MODELS[name]
         for device in devices:
-            model = _build(config_root, config, overrides, device)
+            _, model = _build(config_root, config, overrides, device)
             for height, width in sizes:
-                image = torch.rand(3, height, width, generator=torch.Generator().manual_seed(0)).mul(255).to(device)
+                image = _row_image(height, width, device)
+                gflops = _gflops(model, image)
+                graph_input = _graph_input(model, image)
                 for runtime in runtimes:
-                    row = {"model": name, "input": f"{height}x{width}", "device": device, "runtime": runtime}
+                    if runtime == "onnxruntime int8" and isinstance(model, GeneralizedRCNN):
+                        continue  # INT8 export covers the CCNet segmentor
+                    row = {"model": name, "input": f"{height}x{width}", "device": device, "runtime": runtime,
+                           "gflops": gflops}
                     with tempfile.TemporaryDirectory() as workdir:
                         try:
                             run, note = _runner(model, image, runtime, device, threads, workdir)
-                            row["latency_s"], row["memory_mib"] = _measure(run, device, warmup, iters)
+                            row["latency_s"], row["memory_mib"] = _measure(lambda: run(graph_input), device,
+                                                                           warmup, iters)
+                            row["gflop_per_s"] = gflops / row["latency_s"]
+                            row["of_gemm"] = row["gflop_per_s"] / gemm_gflops[device]
                             row["note"] = note
                         except Exception as e:  # the table says why instead of stopping the other rows
                             row["note"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
@@ -171,15 +227,123 @@ def run_benchmark(config_root: str, models: Sequence[str], runtimes: Sequence[st
     return rows
 
 
+def _write_folder(folder: str, height: int, width: int, count: int) -> List[str]:
+    """``count`` JPEG files of smooth random colours, ``height`` x ``width``."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        small = rng.integers(0, 256, size=(max(height // 16, 1), max(width // 16, 1), 3), dtype=np.uint8)
+        path = os.path.join(folder, f"{i:04d}.jpg")
+        cv2.imwrite(path, cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR))
+        paths.append(path)
+    return paths
+
+
+def _images_per_second(cfg, run, paths: List[str]) -> float:
+    """Predictor-like loop over ``paths`` (read ahead, preprocess, ``run``, postprocess), after one warm-up."""
+    is_instance = cfg.MODEL.META_ARCHITECTURE != "CCNetSegmentor"
+
+    def predict(image_bgr):
+        inputs = preprocess(image_bgr, cfg)
+        outputs = run(torch.from_numpy(inputs if is_instance else inputs[None]))
+        if is_instance:
+            return instance_postprocess(outputs, image_bgr.shape[:2], cfg)
+        return semantic_postprocess(outputs[0], image_bgr.shape[:2], cfg)
+
+    for _, image, _ in read_images_ahead(paths[:1]):
+        predict(image)
+    start = time.perf_counter()
+    for path, image, error in read_images_ahead(paths):
+        if error is not None:
+            raise RuntimeError(error)
+        predict(image)
+    return len(paths) / (time.perf_counter() - start)
+
+
+def run_throughput(config_root: str, models: Sequence[str], runtimes: Sequence[str], devices: Sequence[str],
+                   images: int, threads: int, log=print) -> List[dict]:
+    """Images per second over a folder of ``images`` files at each model's first size (the test resize set
+    to keep that size), per runtime of ``THROUGHPUT_RUNTIMES`` in ``runtimes``."""
+    rows = []
+    for name in models:
+        config, sizes, overrides = BENCHMARK_MODELS[name]
+        height, width = sizes[0]
+        keep_size = ("INPUT.MIN_SIZE_TEST", str(min(height, width)), "INPUT.MAX_SIZE_TEST", str(max(height, width)))
+        for device in devices:
+            cfg, model = _build(config_root, config, (*overrides, *keep_size), device)
+            for runtime in (r for r in runtimes if r in THROUGHPUT_RUNTIMES):
+                row = {"model": name, "input": f"{height}x{width}", "device": device, "runtime": runtime,
+                       "images": images}
+                with tempfile.TemporaryDirectory() as workdir:
+                    try:
+                        paths = _write_folder(workdir, height, width, images)
+                        run, _ = _runner(model, _row_image(height, width, device), runtime, device, threads, workdir)
+                        row["images_per_s"] = _images_per_second(cfg, run, paths)
+                    except Exception as e:
+                        row["note"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+                log(format_throughput_table([row], header=False))
+                rows.append(row)
+    return rows
+
+
+def int8_accuracy_row(config_file: str, weights: str, calibration_images: int, opts: Sequence[str] = ()) -> dict:
+    """A trained segmentor's float and INT8 ONNX files (calibrated on its training set) on its test set:
+    mIoU of each and pixel agreement (``quantization.int8_accuracy``)."""
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    from .quantization import calibration_inputs, int8_accuracy
+
+    cfg = add_ccnet_config(get_cfg())
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(["MODEL.WEIGHTS", weights, *opts])
+    model = build_model(cfg)
+    DetectionCheckpointer(model).load(weights)
+    calibration = calibration_inputs(cfg, calibration_images)
+    with tempfile.TemporaryDirectory() as workdir:
+        path = export_model(model.eval(), torch.from_numpy(calibration[0][0]).to(model.device), workdir, "onnx")
+        int8_path = quantize_int8(path, calibration, os.path.join(workdir, INT8_FILE_NAME))
+        result = int8_accuracy(cfg, path, int8_path)
+    return {"config": os.path.basename(config_file), "dataset": cfg.DATASETS.TEST[0],
+            "calibration_images": len(calibration), **result}
+
+
 def format_table(rows: List[dict], header: bool = True) -> str:
-    lines = ["| model | input | device | runtime | median latency (s) | peak extra memory (MiB) | note |",
-             "|---|---|---|---|---|---|---|"] if header else []
+    lines = ["| model | input | device | runtime | median latency (s) | GFLOPs | GFLOP/s | of GEMM rate "
+             "| peak extra memory (MiB) | note |",
+             "|---|---|---|---|---|---|---|---|---|---|"] if header else []
     for r in rows:
         latency = f"{r['latency_s']:.2f}" if "latency_s" in r else "-"
+        rate = f"{r['gflop_per_s']:.0f}" if "gflop_per_s" in r else "-"
+        share = f"{100 * r['of_gemm']:.0f} %" if "of_gemm" in r else "-"
         memory = f"{r['memory_mib']:.0f}" if "memory_mib" in r else "-"
-        lines.append(f"| {r['model']} | {r['input']} | {r['device']} | {r['runtime']} | {latency} | {memory} "
+        lines.append(f"| {r['model']} | {r['input']} | {r['device']} | {r['runtime']} | {latency} | {r['gflops']:.0f} "
+                     f"| {rate} | {share} | {memory} | {r.get('note', '')} |")
+    return "\n".join(lines)
+
+
+def format_throughput_table(rows: List[dict], header: bool = True) -> str:
+    lines = ["| model | input | device | runtime | images | images/s | note |",
+             "|---|---|---|---|---|---|---|"] if header else []
+    for r in rows:
+        rate = f"{r['images_per_s']:.2f}" if "images_per_s" in r else "-"
+        lines.append(f"| {r['model']} | {r['input']} | {r['device']} | {r['runtime']} | {r['images']} | {rate} "
                      f"| {r.get('note', '')} |")
     return "\n".join(lines)
+
+
+def format_int8_accuracy(row: dict) -> str:
+    return "\n".join([
+        "| config | test set (images) | calibration images | float mIoU | INT8 mIoU | pixel agreement |",
+        "|---|---|---|---|---|---|",
+        f"| {row['config']} | {row['dataset']} ({row['images']}) | {row['calibration_images']} "
+        f"| {row['float_miou']:.2f} | {row['int8_miou']:.2f} | {row['pixel_agreement']:.2f} % |"])
+
+
+def gemm_lines(rates: Dict[str, Dict[str, float]], when: str) -> List[str]:
+    """The GEMM rates measured ``when`` and, per device, the faster one."""
+    return [f"float32 GEMM 2048x2048x2048 on {device} {when}, median of 9: "
+            + ", ".join(f"{name} {rate:.0f} GFLOP/s" for name, rate in by_runtime.items())
+            + f" (faster: {max(by_runtime.values()):.0f})" for device, by_runtime in rates.items()]
 
 
 def _cpu_name() -> str:

@@ -104,8 +104,9 @@ def test_train_eval_resume_predict(toy_root, tmp_path, capsys):
         demo.main(["--config-file", CONFIG, "--input", str(folder), "--output", str(tmp_path / "folder_out"),
                    "--opts", "MODEL.WEIGHTS", os.path.join(out, "model_final.pth")])
     assert (tmp_path / "folder_out" / "good_pred.png").exists()
-    err = capsys.readouterr().err
-    assert "bad.png" in err and "cut.jpg" in err
+    captured = capsys.readouterr()
+    assert "bad.png" in captured.err and "cut.jpg" in captured.err
+    assert "1 image(s) at " in captured.out and " images/s " in captured.out
 
 
 def test_evaluator_gives_100_ap_to_the_ground_truth(toy_root, tmp_path, monkeypatch):

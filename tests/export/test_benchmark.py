@@ -1,4 +1,4 @@
-"""tools/benchmark_inference.py's measurement on the toy Mask R-CNN (seconds), its memory probe and table."""
+"""tools/benchmark_inference.py's measurement on the toy models (seconds), its memory probe and tables."""
 import time
 
 import numpy as np
@@ -19,18 +19,41 @@ def test_rss_probe_sees_an_allocation():
     assert idle.extra_mib < 50
 
 
-def test_benchmark_rows_on_the_toy_model(monkeypatch, capsys):
+def test_benchmark_rows_on_the_toy_models(monkeypatch):
     monkeypatch.setitem(benchmark.BENCHMARK_MODELS, "toy", (
         "Toy-InstanceSegmentation/mask_rcnn_rcca_R_50_w16_FPN_toy.yaml", ((96, 128),), ()))
-    rows = benchmark.run_benchmark(CONFIG_ROOT, ["toy"], ["eager", "onnxruntime"], ["cpu"], warmup=1, iters=2,
-                                   threads=1, log=lambda line: None)
-    assert [(r["runtime"], r["input"]) for r in rows] == [("eager", "96x128"), ("onnxruntime", "96x128")]
+    monkeypatch.setitem(benchmark.BENCHMARK_MODELS, "toy semantic", (
+        "Toy-SemanticSegmentation/ccnet_R_50_narrow_os8_r2_toy.yaml", ((64, 80),), ()))
+    rows = benchmark.run_benchmark(CONFIG_ROOT, ["toy", "toy semantic"], ["eager", "onnxruntime", "onnxruntime int8"],
+                                   ["cpu"], warmup=1, iters=2, threads=1, gemm_gflops={"cpu": 50.0},
+                                   log=lambda line: None)
+    # INT8 covers the segmentor: no such row for Mask R-CNN
+    assert [(r["model"], r["runtime"]) for r in rows] == [
+        ("toy", "eager"), ("toy", "onnxruntime"),
+        ("toy semantic", "eager"), ("toy semantic", "onnxruntime"), ("toy semantic", "onnxruntime int8")]
     for row in rows:
         assert row["latency_s"] > 0 and row["memory_mib"] >= 0, row
-    assert rows[1]["note"].startswith("export ")
+        assert row["gflop_per_s"] == pytest.approx(row["gflops"] / row["latency_s"])
+        assert row["of_gemm"] == pytest.approx(row["gflop_per_s"] / 50.0)
+    assert rows[0]["gflops"] == rows[1]["gflops"] > 0 and rows[2]["gflops"] == rows[4]["gflops"] > 0
+    assert rows[1]["note"].startswith("export ") and "quantization" in rows[4]["note"]
     table = benchmark.format_table(rows + [{"model": "toy", "input": "1x1", "device": "cpu", "runtime": "eager",
-                                            "note": "failed: ValueError: why"}])
-    assert table.count("\n") == 4 and "| - | - | failed: ValueError: why |" in table
+                                            "gflops": 1.0, "note": "failed: ValueError: why"}])
+    assert table.count("\n") == 7 and "| 1 | - | - | - | failed: ValueError: why |" in table
+
+
+def test_throughput_rows_read_a_folder(monkeypatch):
+    monkeypatch.setitem(benchmark.BENCHMARK_MODELS, "toy", (
+        "Toy-InstanceSegmentation/mask_rcnn_rcca_R_50_w16_FPN_toy.yaml", ((96, 128),), ()))
+    calls = []
+    original = benchmark.read_images_ahead
+    monkeypatch.setattr(benchmark, "read_images_ahead", lambda paths: calls.append(len(paths)) or original(paths))
+    rows = benchmark.run_throughput(CONFIG_ROOT, ["toy"], ["eager", "torch.compile", "onnxruntime"], ["cpu"],
+                                    images=3, threads=1, log=lambda line: None)
+    assert [r["runtime"] for r in rows] == ["eager", "onnxruntime"]  # torch.compile has no throughput row
+    assert all(r["images_per_s"] > 0 and r["images"] == 3 for r in rows), rows
+    assert calls == [1, 3, 1, 3]  # one warm-up image, then the folder, per runtime
+    assert "| toy | 96x128 | cpu | eager | 3 |" in benchmark.format_throughput_table(rows)
 
 
 def test_tool_refuses_bad_counts():
