@@ -2,13 +2,13 @@
 """Inference latency, arithmetic rate (GFLOP/s and its share of the machine's measured GEMM rate) and peak
 memory of CCNet R-50/R-101 and Mask R-CNN + RCCA R-50 (the configs in configs/, random weights) in PyTorch
 eager, torch.compile, ONNX Runtime and ONNX Runtime INT8, on CPU and, when a GPU is present, on the GPU;
-then images per second over a folder of images; optionally the accuracy of INT8 on a trained segmentor
-(docs/DEPLOYMENT.md).
+then images per second over a folder of images; optionally ONNX Runtime's operator times (--profile) and
+the accuracy of INT8 on trained models (docs/DEPLOYMENT.md).
 
     python tools/benchmark_inference.py                                  # everything, N=3 after 1 warm-up
     python tools/benchmark_inference.py --models "CCNet R-50" --runtimes eager onnxruntime --iters 5
-    python tools/benchmark_inference.py --devices cpu --threads 2 --throughput-images 0
-    python tools/benchmark_inference.py --int8-accuracy CONFIG WEIGHTS   # adds the INT8 accuracy table
+    python tools/benchmark_inference.py --devices cpu --threads 2 --throughput-images 0 --profile
+    python tools/benchmark_inference.py --int8-accuracy CONFIG WEIGHTS   # adds the INT8 accuracy table (repeatable)
 """
 import argparse
 import os
@@ -17,8 +17,8 @@ import torch
 
 from ccnet_d2.export.arithmetic_rate import gemm_rate
 from ccnet_d2.export.benchmark import (BENCHMARK_MODELS, RUNTIMES, environment_lines, format_int8_accuracy,
-                                       format_table, format_throughput_table, gemm_lines, int8_accuracy_row,
-                                       run_benchmark, run_throughput)
+                                       format_profiles, format_table, format_throughput_table, gemm_lines,
+                                       int8_accuracy_row, run_benchmark, run_throughput)
 
 CONFIG_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
 
@@ -36,8 +36,10 @@ def parse_args(argv=None):
                         help="CPU threads of torch and ONNX Runtime")
     parser.add_argument("--throughput-images", type=int, default=4, metavar="N",
                         help="images in the folder of the throughput rows (eager and onnxruntime); 0: no such rows")
-    parser.add_argument("--int8-accuracy", nargs=2, metavar=("CONFIG", "WEIGHTS"),
-                        help="a trained CCNet segmentor: its float and INT8 ONNX files on DATASETS.TEST[0]")
+    parser.add_argument("--profile", action="store_true",
+                        help="the ONNX Runtime rows also list their most expensive operator types (one profiled run)")
+    parser.add_argument("--int8-accuracy", nargs=2, metavar=("CONFIG", "WEIGHTS"), action="append", default=[],
+                        help="a trained model: its float and INT8 ONNX files on DATASETS.TEST[0] (repeatable)")
     parser.add_argument("--calibration-images", type=int, default=16, metavar="N",
                         help="--int8-accuracy: images of DATASETS.TRAIN to calibrate on (default 16)")
     args = parser.parse_args(argv)
@@ -48,10 +50,9 @@ def parse_args(argv=None):
                      f"{args.throughput_images}, {args.calibration_images}")
     if "cuda" in args.devices and not torch.cuda.is_available():
         parser.error("--devices cuda: no CUDA GPU is visible")
-    if args.int8_accuracy:
-        for path in args.int8_accuracy:
-            if not os.path.isfile(path):
-                parser.error(f"--int8-accuracy: no such file {path!r}")
+    for path in (p for pair in args.int8_accuracy for p in pair):
+        if not os.path.isfile(path):
+            parser.error(f"--int8-accuracy: no such file {path!r}")
     return args
 
 
@@ -63,13 +64,15 @@ def main(argv=None):
     print("\n".join(gemm_lines(rates, "before the runs (the rows' reference)")))
     peak = {device: max(by_runtime.values()) for device, by_runtime in rates.items()}
     rows = run_benchmark(CONFIG_ROOT, args.models, args.runtimes, args.devices, args.warmup, args.iters,
-                         args.threads, peak)
+                         args.threads, peak, profile=args.profile)
     throughput = run_throughput(CONFIG_ROOT, args.models, args.runtimes, args.devices, args.throughput_images,
                                 args.threads) if args.throughput_images else []
-    accuracy = int8_accuracy_row(*args.int8_accuracy, args.calibration_images) if args.int8_accuracy else None
+    accuracy = [int8_accuracy_row(config, weights, args.calibration_images) for config, weights in args.int8_accuracy]
     print("\n" + "\n".join(gemm_lines({device: gemm_rate(device, args.threads) for device in args.devices},
                                        "after the runs")))
     print("\n" + format_table(rows))
+    if args.profile:
+        print("\nONNX Runtime, operator types taking the most time (profiler, one run):\n" + format_profiles(rows))
     if throughput:
         print("\n" + format_throughput_table(throughput))
     if accuracy:

@@ -7,9 +7,9 @@
         --format onnx --output export/ --sample-image photo.jpg MODEL.WEIGHTS output/model_final.pth
 
 The sample image (resized as DefaultPredictor does) or a random image of --size is what the model is
-traced with; the exported graphs take other sizes too. With --int8 (the CCNet segmentor), model_int8.onnx
-is written beside model.onnx, calibrated on --calibration-images images of DATASETS.TRAIN; --int8-accuracy
-then compares the two files on DATASETS.TEST[0] (mIoU of each, pixel agreement).
+traced with; the exported graphs take other sizes too. With --int8, model_int8.onnx is written beside
+model.onnx, calibrated on --calibration-images images of DATASETS.TRAIN; --int8-accuracy then compares the
+two files on DATASETS.TEST[0] (the segmentor: mIoU of each and pixel agreement; Mask R-CNN: box and mask AP).
 
     python tools/export_model.py --config-file configs/Toy-SemanticSegmentation/ccnet_R_50_narrow_os8_r2_toy.yaml \
         --format onnx --output export/ --size 128 128 --int8 --int8-accuracy MODEL.WEIGHTS output/model_final.pth
@@ -27,7 +27,8 @@ from ccnet_d2 import add_ccnet_config
 from ccnet_d2.checkpoint import explain_checkpoint_errors
 from ccnet_d2.data.image_files import read_image_bgr
 from ccnet_d2.export import EXPORT_FORMATS, export_model, preprocess
-from ccnet_d2.export.quantization import INT8_FILE_NAME, calibration_inputs, int8_accuracy, quantize_int8
+from ccnet_d2.export.quantization import (INT8_FILE_NAME, calibration_inputs, describe_int8_accuracy, int8_accuracy,
+                                         quantize_int8)
 
 
 def parse_args(argv=None):
@@ -39,7 +40,7 @@ def parse_args(argv=None):
     sample.add_argument("--sample-image", metavar="FILE", help="an image to trace the model with")
     sample.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="trace with a random image of this size")
     parser.add_argument("--int8", action="store_true",
-                        help="also write model_int8.onnx, ONNX Runtime's static INT8 quantization (CCNet segmentor)")
+                        help="also write model_int8.onnx, ONNX Runtime's static INT8 quantization")
     parser.add_argument("--calibration-images", type=int, default=16, metavar="N",
                         help="--int8: images of DATASETS.TRAIN to calibrate the activation ranges on (default 16)")
     parser.add_argument("--int8-accuracy", action="store_true",
@@ -70,9 +71,6 @@ def main(argv=None) -> str:
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
     cfg.freeze()
-    if args.int8 and cfg.MODEL.META_ARCHITECTURE != "CCNetSegmentor":
-        raise SystemExit(f"--int8 quantizes the CCNet segmentor (MODEL.META_ARCHITECTURE CCNetSegmentor); "
-                         f"{args.config_file} builds {cfg.MODEL.META_ARCHITECTURE}")
     calibration = calibration_inputs(cfg, args.calibration_images) if args.int8 else None  # fails before the export
     model = build_model(cfg)
     if cfg.MODEL.WEIGHTS:
@@ -85,8 +83,7 @@ def main(argv=None) -> str:
         print(f"wrote {int8_path} (calibrated on {len(calibration)} images of {', '.join(cfg.DATASETS.TRAIN)})")
         if args.int8_accuracy:
             result = int8_accuracy(cfg, path, int8_path)
-            print(f"on {cfg.DATASETS.TEST[0]} ({result['images']} images): mIoU float {result['float_miou']:.2f}, "
-                  f"INT8 {result['int8_miou']:.2f}; labels agree on {result['pixel_agreement']:.2f} % of pixels")
+            print(f"on {cfg.DATASETS.TEST[0]} ({result['images']} images): {describe_int8_accuracy(result)}")
     return path
 
 

@@ -47,7 +47,7 @@ from .semantic import SemanticSegmentationGraph
 
 __all__ = ["BENCHMARK_MODELS", "RUNTIMES", "THROUGHPUT_RUNTIMES", "run_benchmark", "run_throughput",
            "int8_accuracy_row", "environment_lines", "gemm_lines", "format_table", "format_throughput_table",
-           "format_int8_accuracy"]
+           "format_int8_accuracy", "format_profiles"]
 
 # name: (config relative to configs/, input sizes (h, w), config overrides)
 BENCHMARK_MODELS: Dict[str, Tuple[str, Sequence[Tuple[int, int]], Sequence[str]]] = {
@@ -116,7 +116,7 @@ def _measure(run: Callable[[], object], device: str, warmup: int, iters: int) ->
     return statistics.median(times), memory.extra_mib
 
 
-def _onnxruntime_session(path: str, device: str, threads: int):
+def _onnxruntime_session(path: str, device: str, threads: int, profile_prefix: str = None):
     import onnxruntime
 
     if device == "cuda":
@@ -127,33 +127,53 @@ def _onnxruntime_session(path: str, device: str, threads: int):
         providers = ["CPUExecutionProvider"]
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
+    if profile_prefix:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
     return onnxruntime.InferenceSession(path, options, providers=providers)
 
 
-def _int8_file(path: str, image: torch.Tensor) -> str:
-    """The INT8 version of the segmentor file ``path``, calibrated on ``image`` and a few random images."""
+def _operator_times(path: str, graph_input: torch.Tensor, device: str, threads: int, top: int = 6):
+    """([(operator type, milliseconds)] largest first, total milliseconds) of the second of two runs of the
+    ONNX file ``path``, from ONNX Runtime's profiler: its per-node kernel times summed per operator type
+    (an If's time includes its branch's)."""
+    import json
+
+    session = _onnxruntime_session(path, device, threads, profile_prefix=os.path.join(os.path.dirname(path), "profile"))
+    feed = {session.get_inputs()[0].name: graph_input.cpu().numpy()}
+    for _ in range(2):
+        session.run(None, feed)
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    last_run = [e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"][-1]
+    by_type = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= last_run["ts"]:
+            by_type[e["args"]["op_name"]] = by_type.get(e["args"]["op_name"], 0) + e["dur"] / 1000
+    return sorted(by_type.items(), key=lambda item: -item[1])[:top], sum(by_type.values())
+
+
+def _int8_file(path: str, graph_input: torch.Tensor) -> str:
+    """The INT8 version of the ONNX file ``path``, calibrated on ``graph_input`` and a few random images."""
     generator = torch.Generator().manual_seed(2)
-    images = [image.cpu()] + [torch.rand(image.shape, generator=generator) * 255
-                              for _ in range(_INT8_CALIBRATION_IMAGES - 1)]
-    return quantize_int8(path, [x[None].numpy() for x in images], os.path.join(os.path.dirname(path), INT8_FILE_NAME))
+    inputs = [graph_input.cpu()] + [torch.rand(graph_input.shape, generator=generator) * 255
+                                    for _ in range(_INT8_CALIBRATION_IMAGES - 1)]
+    return quantize_int8(path, [x.numpy() for x in inputs], os.path.join(os.path.dirname(path), INT8_FILE_NAME))
 
 
 def _runner(model, image: torch.Tensor, runtime: str, device: str, threads: int, workdir: str):
-    """(a function running one inference of a graph input, a note) for one runtime."""
+    """(a function running one inference of a graph input, a note, the ONNX file or None) for one runtime."""
     is_instance = isinstance(model, GeneralizedRCNN)
     if runtime.startswith("onnxruntime"):
         start = time.perf_counter()
         path = export_model(model, image, workdir, "onnx")
         note = f"export {time.perf_counter() - start:.0f} s"
         if runtime == "onnxruntime int8":
-            if is_instance:
-                raise ValueError("INT8 export covers the CCNet segmentor")
             start = time.perf_counter()
-            path = _int8_file(path, image)
+            path = _int8_file(path, _graph_input(model, image))
             note += f", quantization {time.perf_counter() - start:.0f} s"
         session = _onnxruntime_session(path, device, threads)
         name = session.get_inputs()[0].name
-        return lambda graph_input: session.run(None, {name: graph_input.cpu().numpy()}), note
+        return lambda graph_input: session.run(None, {name: graph_input.cpu().numpy()}), note, path
     graph = instance_tracing_adapter(model, image) if is_instance else SemanticSegmentationGraph(model)
     if runtime == "torch.compile":
         graph = torch.compile(graph)
@@ -165,8 +185,8 @@ def _runner(model, image: torch.Tensor, runtime: str, device: str, threads: int,
     if runtime == "torch.compile":
         start = time.perf_counter()
         run(image if is_instance else image[None])
-        return run, f"compile {time.perf_counter() - start:.0f} s"
-    return run, ""
+        return run, f"compile {time.perf_counter() - start:.0f} s", None
+    return run, "", None
 
 
 def _graph_input(model, image: torch.Tensor) -> torch.Tensor:
@@ -194,9 +214,11 @@ def _row_image(height: int, width: int, device: str) -> torch.Tensor:
 
 
 def run_benchmark(config_root: str, models: Sequence[str], runtimes: Sequence[str], devices: Sequence[str],
-                  warmup: int, iters: int, threads: int, gemm_gflops: Dict[str, float], log=print) -> List[dict]:
+                  warmup: int, iters: int, threads: int, gemm_gflops: Dict[str, float], profile: bool = False,
+                  log=print) -> List[dict]:
     """One row per (model, size, device, runtime); a runtime that fails is a row saying why.
-    ``gemm_gflops``: the measured GEMM rate per device, which each row's rate is compared with."""
+    ``gemm_gflops``: the measured GEMM rate per device, which each row's rate is compared with; ``profile``:
+    the ONNX Runtime rows also get their operator times (``format_profiles``)."""
     rows = []
     for name in models:
         config, sizes, overrides = BENCHMARK_MODELS[name]
@@ -207,18 +229,19 @@ def run_benchmark(config_root: str, models: Sequence[str], runtimes: Sequence[st
                 gflops = _gflops(model, image)
                 graph_input = _graph_input(model, image)
                 for runtime in runtimes:
-                    if runtime == "onnxruntime int8" and isinstance(model, GeneralizedRCNN):
-                        continue  # INT8 export covers the CCNet segmentor
                     row = {"model": name, "input": f"{height}x{width}", "device": device, "runtime": runtime,
                            "gflops": gflops}
                     with tempfile.TemporaryDirectory() as workdir:
                         try:
-                            run, note = _runner(model, image, runtime, device, threads, workdir)
+                            run, note, path = _runner(model, image, runtime, device, threads, workdir)
                             row["latency_s"], row["memory_mib"] = _measure(lambda: run(graph_input), device,
                                                                            warmup, iters)
                             row["gflop_per_s"] = gflops / row["latency_s"]
                             row["of_gemm"] = row["gflop_per_s"] / gemm_gflops[device]
                             row["note"] = note
+                            if profile and path:
+                                row["operators"], row["operators_total_ms"] = _operator_times(
+                                    path, graph_input, device, threads)
                         except Exception as e:  # the table says why instead of stopping the other rows
                             row["note"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
                     log(format_table([row], header=False))
@@ -277,7 +300,8 @@ def run_throughput(config_root: str, models: Sequence[str], runtimes: Sequence[s
                 with tempfile.TemporaryDirectory() as workdir:
                     try:
                         paths = _write_folder(workdir, height, width, images)
-                        run, _ = _runner(model, _row_image(height, width, device), runtime, device, threads, workdir)
+                        run, _, _ = _runner(model, _row_image(height, width, device), runtime, device, threads,
+                                            workdir)
                         row["images_per_s"] = _images_per_second(cfg, run, paths)
                     except Exception as e:
                         row["note"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
@@ -287,8 +311,8 @@ def run_throughput(config_root: str, models: Sequence[str], runtimes: Sequence[s
 
 
 def int8_accuracy_row(config_file: str, weights: str, calibration_images: int, opts: Sequence[str] = ()) -> dict:
-    """A trained segmentor's float and INT8 ONNX files (calibrated on its training set) on its test set:
-    mIoU of each and pixel agreement (``quantization.int8_accuracy``)."""
+    """A trained model's float and INT8 ONNX files (calibrated on its training set) on its test set
+    (``quantization.int8_accuracy``)."""
     from detectron2.checkpoint import DetectionCheckpointer
 
     from .quantization import calibration_inputs, int8_accuracy
@@ -299,8 +323,9 @@ def int8_accuracy_row(config_file: str, weights: str, calibration_images: int, o
     model = build_model(cfg)
     DetectionCheckpointer(model).load(weights)
     calibration = calibration_inputs(cfg, calibration_images)
+    sample = calibration[0][0] if calibration[0].ndim == 4 else calibration[0]
     with tempfile.TemporaryDirectory() as workdir:
-        path = export_model(model.eval(), torch.from_numpy(calibration[0][0]).to(model.device), workdir, "onnx")
+        path = export_model(model.eval(), torch.from_numpy(sample).to(model.device), workdir, "onnx")
         int8_path = quantize_int8(path, calibration, os.path.join(workdir, INT8_FILE_NAME))
         result = int8_accuracy(cfg, path, int8_path)
     return {"config": os.path.basename(config_file), "dataset": cfg.DATASETS.TEST[0],
@@ -331,12 +356,27 @@ def format_throughput_table(rows: List[dict], header: bool = True) -> str:
     return "\n".join(lines)
 
 
-def format_int8_accuracy(row: dict) -> str:
-    return "\n".join([
-        "| config | test set (images) | calibration images | float mIoU | INT8 mIoU | pixel agreement |",
-        "|---|---|---|---|---|---|",
-        f"| {row['config']} | {row['dataset']} ({row['images']}) | {row['calibration_images']} "
-        f"| {row['float_miou']:.2f} | {row['int8_miou']:.2f} | {row['pixel_agreement']:.2f} % |"])
+def format_int8_accuracy(rows: List[dict]) -> str:
+    lines = ["| config | test set (images) | calibration images | metric | float | INT8 |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        where = f"| {row['config']} | {row['dataset']} ({row['images']}) | {row['calibration_images']} "
+        for metric, value in row["float"].items():
+            lines.append(where + f"| {metric} | {value:.2f} | {row['int8'][metric]:.2f} |")
+        if "pixel_agreement" in row:
+            lines.append(where + f"| pixels labelled as by the float file (%) | 100 | {row['pixel_agreement']:.2f} |")
+    return "\n".join(lines)
+
+
+def format_profiles(rows: List[dict]) -> str:
+    """Per profiled row: the operator types taking the most time in one run, with their share of all nodes."""
+    lines = []
+    for r in rows:
+        if "operators" in r:
+            total = r["operators_total_ms"]
+            top = ", ".join(f"{op} {ms:.0f} ms ({100 * ms / total:.0f} %)" for op, ms in r["operators"])
+            lines.append(f"- {r['model']} {r['input']} {r['device']} {r['runtime']}: nodes {total:.0f} ms; {top}")
+    return "\n".join(lines)
 
 
 def gemm_lines(rates: Dict[str, Dict[str, float]], when: str) -> List[str]:

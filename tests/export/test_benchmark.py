@@ -26,20 +26,26 @@ def test_benchmark_rows_on_the_toy_models(monkeypatch):
         "Toy-SemanticSegmentation/ccnet_R_50_narrow_os8_r2_toy.yaml", ((64, 80),), ()))
     rows = benchmark.run_benchmark(CONFIG_ROOT, ["toy", "toy semantic"], ["eager", "onnxruntime", "onnxruntime int8"],
                                    ["cpu"], warmup=1, iters=2, threads=1, gemm_gflops={"cpu": 50.0},
-                                   log=lambda line: None)
-    # INT8 covers the segmentor: no such row for Mask R-CNN
+                                   profile=True, log=lambda line: None)
     assert [(r["model"], r["runtime"]) for r in rows] == [
-        ("toy", "eager"), ("toy", "onnxruntime"),
+        ("toy", "eager"), ("toy", "onnxruntime"), ("toy", "onnxruntime int8"),
         ("toy semantic", "eager"), ("toy semantic", "onnxruntime"), ("toy semantic", "onnxruntime int8")]
     for row in rows:
         assert row["latency_s"] > 0 and row["memory_mib"] >= 0, row
         assert row["gflop_per_s"] == pytest.approx(row["gflops"] / row["latency_s"])
         assert row["of_gemm"] == pytest.approx(row["gflop_per_s"] / 50.0)
-    assert rows[0]["gflops"] == rows[1]["gflops"] > 0 and rows[2]["gflops"] == rows[4]["gflops"] > 0
-    assert rows[1]["note"].startswith("export ") and "quantization" in rows[4]["note"]
+    assert rows[0]["gflops"] == rows[2]["gflops"] > 0 and rows[3]["gflops"] == rows[5]["gflops"] > 0
+    assert rows[1]["note"].startswith("export ") and "quantization" in rows[2]["note"] + rows[5]["note"]
+    # the profiled rows: ONNX Runtime's, their operator times within one run's total
+    assert [("operators" in r) for r in rows] == [False, True, True, False, True, True]
+    for row in rows[1:3] + rows[4:]:
+        names = [op for op, _ in row["operators"]]
+        assert "Conv" in names or "QLinearConv" in names, names
+        assert 0 < sum(ms for _, ms in row["operators"]) <= row["operators_total_ms"] < 1e3 * row["latency_s"] * 3
+    assert benchmark.format_profiles(rows).count("\n") == 3
     table = benchmark.format_table(rows + [{"model": "toy", "input": "1x1", "device": "cpu", "runtime": "eager",
                                             "gflops": 1.0, "note": "failed: ValueError: why"}])
-    assert table.count("\n") == 7 and "| 1 | - | - | - | failed: ValueError: why |" in table
+    assert table.count("\n") == 8 and "| 1 | - | - | - | failed: ValueError: why |" in table
 
 
 def test_throughput_rows_read_a_folder(monkeypatch):
