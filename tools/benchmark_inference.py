@@ -16,7 +16,8 @@ import os
 import torch
 
 from ccnet_d2.export.arithmetic_rate import gemm_rate
-from ccnet_d2.export.benchmark import (BENCHMARK_MODELS, RUNTIMES, environment_lines, format_int8_accuracy,
+from ccnet_d2.export.benchmark import (BENCHMARK_MODELS, RUNTIMES, compare_with_gemm, environment_lines,
+                                       format_int8_accuracy,
                                        format_profiles, format_table, format_throughput_table, gemm_lines,
                                        int8_accuracy_row, run_benchmark, run_throughput)
 
@@ -60,16 +61,18 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     print("\n".join(environment_lines(args.threads, args.warmup, args.iters)))
-    rates = {device: gemm_rate(device, args.threads) for device in args.devices}
-    print("\n".join(gemm_lines(rates, "before the runs (the rows' reference)")))
-    peak = {device: max(by_runtime.values()) for device, by_runtime in rates.items()}
+    before = {device: gemm_rate(device, args.threads) for device in args.devices}
+    print("\n".join(gemm_lines(before, "before the runs")))
     rows = run_benchmark(CONFIG_ROOT, args.models, args.runtimes, args.devices, args.warmup, args.iters,
-                         args.threads, peak, profile=args.profile)
+                         args.threads, profile=args.profile)
     throughput = run_throughput(CONFIG_ROOT, args.models, args.runtimes, args.devices, args.throughput_images,
                                 args.threads) if args.throughput_images else []
     accuracy = [int8_accuracy_row(config, weights, args.calibration_images) for config, weights in args.int8_accuracy]
-    print("\n" + "\n".join(gemm_lines({device: gemm_rate(device, args.threads) for device in args.devices},
-                                       "after the runs")))
+    after = {device: gemm_rate(device, args.threads) for device in args.devices}
+    peak = {device: max(*before[device].values(), *after[device].values()) for device in args.devices}
+    compare_with_gemm(rows, peak)
+    print("\n" + "\n".join(gemm_lines(before, "before the runs") + gemm_lines(after, "after the runs")))
+    print("rows compared with the fastest: " + ", ".join(f"{d} {rate:.0f} GFLOP/s" for d, rate in peak.items()))
     print("\n" + format_table(rows))
     if args.profile:
         print("\nONNX Runtime, operator types taking the most time (profiler, one run):\n" + format_profiles(rows))

@@ -4,13 +4,16 @@
   products and einsums, the attention's included), counted by fvcore on the traced graph, times 2.
   Element-wise work (normalisation, activations, resizing, RoIAlign, NMS) is not counted: it is a few
   percent of the arithmetic and none of it runs on the matrix units.
-- :func:`gemm_rate`: the machine's measured float32 matrix-multiply rate, the median of several runs of a
-  large square GEMM in PyTorch and, on CPU, in ONNX Runtime; the faster of the two is the reference a
-  benchmark row is compared with. Both count 2 floating-point operations per multiply-accumulate.
+- :func:`gemm_rate`: the machine's measured float32 matrix-multiply rate, the median of several runs of
+  large square GEMMs (1024 and 2048, after a second of warm-up) in PyTorch and, on CPU, in ONNX Runtime.
+  The benchmark measures it before and after its rows and compares each row with the fastest of these
+  measurements (on this project's CPU machine the 1024 GEMM was the fastest, larger ones slower; a
+  convolution can run faster than all of them, so a share above 100 % is possible). All count 2
+  floating-point operations per multiply-accumulate.
 """
 import statistics
 import time
-from typing import Dict
+from typing import Dict, Sequence
 
 import numpy as np
 import torch
@@ -39,8 +42,13 @@ def count_gflops(graph: nn.Module, inputs: tuple) -> float:
         return 2 * analysis.total() / 1e9
 
 
-def _median_seconds(run, repeats: int) -> float:
-    run()
+def _median_seconds(run, repeats: int, warm_up_seconds: float = 1.0) -> float:
+    """Median time of ``repeats`` runs after running for ``warm_up_seconds`` (the cores reach their clock and
+    the library its buffers: measured on this project's CPU machine, the first runs of an idle process were
+    up to 2x slower)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < warm_up_seconds:
+        run()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -66,24 +74,26 @@ def _onnxruntime_matmul(size: int, threads: int):
     return lambda: session.run(None, feed)
 
 
-def gemm_rate(device: str, threads: int, size: int = 2048, repeats: int = 9) -> Dict[str, float]:
-    """GFLOP/s of a float32 ``size`` x ``size`` GEMM (median of ``repeats``): {"torch": ..., "onnxruntime": ...}
-    on CPU, {"torch": ...} on a GPU (TF32 off)."""
-    flop = 2 * size ** 3 / 1e9
-    a, b = (torch.randn(size, size, generator=torch.Generator().manual_seed(i)).to(device) for i in (0, 1))
-    if device == "cuda":
-        allow_tf32 = torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = False
+def gemm_rate(device: str, threads: int, sizes: Sequence[int] = (1024, 2048), repeats: int = 9) -> Dict[str, float]:
+    """GFLOP/s of float32 ``n`` x ``n`` GEMMs (median of ``repeats`` each) per library and size:
+    {"torch 1024": ..., "onnxruntime 1024": ..., ...}; on a GPU torch's only (TF32 off)."""
+    rates = {}
+    for size in sizes:
+        flop = 2 * size ** 3 / 1e9
+        a, b = (torch.randn(size, size, generator=torch.Generator().manual_seed(i)).to(device) for i in (0, 1))
+        if device == "cuda":
+            allow_tf32 = torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cuda.matmul.allow_tf32 = False
+            try:
+                rates[f"torch {size}"] = flop / _median_seconds(lambda: (a @ b, torch.cuda.synchronize()), repeats)
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+            continue
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
         try:
-            seconds = _median_seconds(lambda: (a @ b, torch.cuda.synchronize()), repeats)
+            rates[f"torch {size}"] = flop / _median_seconds(lambda: a @ b, repeats)
         finally:
-            torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-        return {"torch": flop / seconds}
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        rates = {"torch": flop / _median_seconds(lambda: a @ b, repeats)}
-    finally:
-        torch.set_num_threads(previous)
-    rates["onnxruntime"] = flop / _median_seconds(_onnxruntime_matmul(size, threads), repeats)
+            torch.set_num_threads(previous)
+        rates[f"onnxruntime {size}"] = flop / _median_seconds(_onnxruntime_matmul(size, threads), repeats)
     return rates

@@ -28,7 +28,7 @@ def test_criss_cross_attention_counts_its_projections_energies_and_aggregation()
 
 
 def test_gemm_rate_reports_each_runtime():
-    rates = gemm_rate("cpu", threads=1, size=256, repeats=3)
-    assert set(rates) == {"torch", "onnxruntime"}
-    # 2 * 256**3 flop per run: a rate outside this range would mean a wrong count or a wrong clock
+    rates = gemm_rate("cpu", threads=1, sizes=(128, 256), repeats=3)
+    assert set(rates) == {"torch 128", "onnxruntime 128", "torch 256", "onnxruntime 256"}
+    # 2 * n**3 flop per run: a rate outside this range would mean a wrong count or a wrong clock
     assert all(0.1 < rate < 1e5 for rate in rates.values()), rates

@@ -25,8 +25,8 @@ def test_benchmark_rows_on_the_toy_models(monkeypatch):
     monkeypatch.setitem(benchmark.BENCHMARK_MODELS, "toy semantic", (
         "Toy-SemanticSegmentation/ccnet_R_50_narrow_os8_r2_toy.yaml", ((64, 80),), ()))
     rows = benchmark.run_benchmark(CONFIG_ROOT, ["toy", "toy semantic"], ["eager", "onnxruntime", "onnxruntime int8"],
-                                   ["cpu"], warmup=1, iters=2, threads=1, gemm_gflops={"cpu": 50.0},
-                                   profile=True, log=lambda line: None)
+                                   ["cpu"], warmup=1, iters=2, threads=1, profile=True, log=lambda line: None)
+    benchmark.compare_with_gemm(rows, {"cpu": 50.0})
     assert [(r["model"], r["runtime"]) for r in rows] == [
         ("toy", "eager"), ("toy", "onnxruntime"), ("toy", "onnxruntime int8"),
         ("toy semantic", "eager"), ("toy semantic", "onnxruntime"), ("toy semantic", "onnxruntime int8")]
