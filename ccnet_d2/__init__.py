@@ -4,7 +4,7 @@
 """
 from . import data, model_zoo, modeling  # noqa: F401  (registration; model_zoo: configs by name)
 from .config import add_ccnet_config
-from .engine import ClipPredictor, Predictor
+from .engine import ClipPredictor, FilePrediction, Predictor
 from .export import export_model
 from .layers import (
     RCCA,

@@ -26,9 +26,8 @@ import ccnet_d2  # noqa: F401  (registers the project's models)
 from ccnet_d2 import add_ccnet_config
 from ccnet_d2.checkpoint import explain_checkpoint_errors
 from ccnet_d2.data.image_files import read_image_bgr
-from ccnet_d2.export import EXPORT_FORMATS, export_model, preprocess
-from ccnet_d2.export.quantization import (INT8_FILE_NAME, calibration_inputs, describe_int8_accuracy, int8_accuracy,
-                                         quantize_int8)
+from ccnet_d2.export import (EXPORT_FORMATS, INT8_FILE_NAME, calibration_inputs, describe_int8_accuracy,
+                             export_model, int8_accuracy, preprocess, quantize_int8)
 
 
 def parse_args(argv=None):
