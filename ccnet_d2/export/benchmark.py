@@ -5,7 +5,8 @@ the throughput over a folder of images (tools/benchmark_inference.py).
 Every runtime runs the same function: the exported one (``SemanticSegmentationGraph``, Mask R-CNN's
 ``TracingAdapter`` with raw detections), batch 1, random weights with the attention on and
 batch-norm statistics measured on a random image (``random_weights``). Latency is the median of the timed
-runs after the warm-up runs (torch.compile compiles in the first warm-up run). GFLOPs are counted once per
+runs after the warm-up runs (torch.compile compiles in the first warm-up run); the runtimes of one model and
+size are timed in turns, so that the machine's slow phases fall on all of them alike. GFLOPs are counted once per
 model and input (``arithmetic_rate.count_gflops``); a row's GFLOP/s is that count over its latency and its
 share is of the GEMM rate measured in the same run (``arithmetic_rate.gemm_rate``). Peak memory is the
 largest increase during the warm-up runs (the first inference of a built model or a new session allocates
@@ -20,6 +21,7 @@ graph, ``semantic_postprocess`` / ``instance_postprocess``); images per second o
 warm-up image.
 """
 import datetime
+import functools
 import os
 import platform
 import statistics
@@ -94,32 +96,41 @@ class _RssPeak:
         return (self.peak - self.base) / 2**20
 
 
-def _measure(run: Callable[[], object], device: str, warmup: int, iters: int) -> Tuple[float, float]:
-    """(median seconds of ``iters`` runs, peak extra MiB during the ``warmup`` runs before them). The memory is
-    sampled during the warm-up runs only: a sampling thread waking every 2 ms during the timed runs cost the
-    2-thread runtimes of this project's 2-core machine up to 20 % (Mask R-CNN in ONNX Runtime: 4.18 s
-    sampled, 3.37 s not)."""
-    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+def _synchronize(device: str):
     if device == "cuda":
-        synchronize()
+        torch.cuda.synchronize()
+
+
+def _warm_up(run: Callable[[], object], device: str, warmup: int) -> float:
+    """Runs ``run`` ``warmup`` times; the peak extra MiB meanwhile. The memory is sampled during the warm-up
+    runs only: a sampling thread waking every 2 ms during the timed runs cost the 2-thread runtimes of this
+    project's 2-core machine up to 20 % (Mask R-CNN in ONNX Runtime: 4.18 s sampled, 3.37 s not)."""
+    if device == "cuda":
+        _synchronize(device)
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         for _ in range(warmup):
             run()
-        synchronize()
-        extra_mib = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        with _RssPeak() as memory:
-            for _ in range(warmup):
-                run()
-        extra_mib = memory.extra_mib
-    times = []
+        _synchronize(device)
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    with _RssPeak() as memory:
+        for _ in range(warmup):
+            run()
+    return memory.extra_mib
+
+
+def _interleaved_medians(runs: Sequence[Callable[[], object]], device: str, iters: int) -> List[float]:
+    """Median seconds of ``iters`` timed runs of each function, taken in turns (first, second, ..., first,
+    ...), so that a slow phase of the machine falls on every runtime of a row group alike and not on one
+    runtime's whole series."""
+    times = [[] for _ in runs]
     for _ in range(iters):
-        start = time.perf_counter()
-        run()
-        synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), extra_mib
+        for run, series in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            _synchronize(device)
+            series.append(time.perf_counter() - start)
+    return [statistics.median(series) for series in times]
 
 
 def _onnxruntime_session(path: str, device: str, threads: int, profile_prefix: str = None):
@@ -221,9 +232,11 @@ def _row_image(height: int, width: int, device: str) -> torch.Tensor:
 
 def run_benchmark(config_root: str, models: Sequence[str], runtimes: Sequence[str], devices: Sequence[str],
                   warmup: int, iters: int, threads: int, profile: bool = False, log=print) -> List[dict]:
-    """One row per (model, size, device, runtime); a runtime that fails is a row saying why. ``profile``: the
-    ONNX Runtime rows also get their operator times (``format_profiles``). The share of the GEMM rate is set
-    by ``compare_with_gemm`` once the rate is measured."""
+    """One row per (model, size, device, runtime); a runtime that fails is a row saying why. The runtimes of
+    one model and size are prepared and warmed up one after another, then timed in turns
+    (``_interleaved_medians``). ``profile``: the ONNX Runtime rows also get their operator times
+    (``format_profiles``). The share of the GEMM rate is set by ``compare_with_gemm`` once the rate is
+    measured."""
     rows = []
     for name in models:
         config, sizes, overrides = BENCHMARK_MODELS[name]
@@ -233,25 +246,40 @@ def run_benchmark(config_root: str, models: Sequence[str], runtimes: Sequence[st
                 image = _row_image(height, width, device)
                 gflops = _gflops(model, image)
                 graph_input = _graph_input(model, image)
-                for runtime in runtimes:
-                    row = {"model": name, "input": f"{height}x{width}", "device": device, "runtime": runtime,
-                           "gflops": gflops}
-                    with tempfile.TemporaryDirectory() as workdir:
+                group, timed = [], []  # all rows of this model and size; (row, run, ONNX file) of those that run
+                with tempfile.TemporaryDirectory() as workdir:
+                    for runtime in runtimes:
+                        row = {"model": name, "input": f"{height}x{width}", "device": device, "runtime": runtime,
+                               "gflops": gflops}
+                        group.append(row)
                         try:
-                            run, note, path = _runner(model, image, runtime, device, threads, workdir)
-                            row["latency_s"], row["memory_mib"] = _measure(lambda: run(graph_input), device,
-                                                                           warmup, iters)
-                            row["gflop_per_s"] = gflops / row["latency_s"]
-                            row["note"] = note
-                            if profile and path:
-                                row["operators"], row["operators_total_ms"] = _operator_times(
-                                    path, graph_input, device, threads)
+                            run, row["note"], path = _runner(model, image, runtime, device, threads,
+                                                             os.path.join(workdir, runtime.replace(" ", "_")))
+                            run_once = functools.partial(run, graph_input)
+                            row["memory_mib"] = _warm_up(run_once, device, warmup)
+                            timed.append((row, run_once, path))
                         except Exception as e:  # the table says why instead of stopping the other rows
-                            row["note"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
+                            row["note"] = _failure(e)
+                    try:
+                        medians = _interleaved_medians([run for _, run, _ in timed], device, iters)
+                    except Exception as e:
+                        for row, _, _ in timed:
+                            row["note"] = _failure(e)
+                        timed = []
+                    for (row, _, path), latency in zip(timed, medians if timed else ()):
+                        row["latency_s"], row["gflop_per_s"] = latency, gflops / latency
+                        if profile and path:
+                            row["operators"], row["operators_total_ms"] = _operator_times(
+                                path, graph_input, device, threads)
+                for row in group:
                     log(format_table([row], header=False))
-                    rows.append(row)
-                    torch._dynamo.reset()
+                rows.extend(group)
+                torch._dynamo.reset()
     return rows
+
+
+def _failure(error: Exception) -> str:
+    return f"failed: {type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
 
 
 def compare_with_gemm(rows: List[dict], gemm_gflops: Dict[str, float]) -> List[dict]:

@@ -19,6 +19,22 @@ def test_rss_probe_sees_an_allocation():
     assert idle.extra_mib < 50
 
 
+def test_runtimes_are_timed_in_turns(monkeypatch):
+    calls, clock = [], [0.0]
+    durations = {"a": [1.0, 9.0, 2.0], "b": [5.0, 4.0, 30.0]}  # seconds each call "takes"
+
+    def runner(name):
+        def run():
+            calls.append(name)
+            clock[0] += durations[name][calls.count(name) - 1]
+        return run
+
+    monkeypatch.setattr(benchmark.time, "perf_counter", lambda: clock[0])
+    medians = benchmark._interleaved_medians([runner("a"), runner("b")], "cpu", iters=3)
+    assert calls == ["a", "b", "a", "b", "a", "b"]
+    assert medians == [2.0, 5.0]
+
+
 def test_benchmark_rows_on_the_toy_models(monkeypatch):
     monkeypatch.setitem(benchmark.BENCHMARK_MODELS, "toy", (
         "Toy-InstanceSegmentation/mask_rcnn_rcca_R_50_w16_FPN_toy.yaml", ((96, 128),), ()))
