@@ -17,6 +17,8 @@ TOY_VIDEO_CONFIG = os.path.join(CONFIG_ROOT, "Toy-VideoSegmentation", "ccnet3d_R
 INSTANCE_CONFIG_FOLDERS = ("COCO-InstanceSegmentation", "Cityscapes-InstanceSegmentation", "Toy-InstanceSegmentation")
 TOY_SEMANTIC_CONFIG = os.path.join(CONFIG_ROOT, "Toy-SemanticSegmentation", "ccnet_R_50_narrow_os8_r2_toy.yaml")
 TOY_INSTANCE_CONFIG = os.path.join(CONFIG_ROOT, "Toy-InstanceSegmentation", "mask_rcnn_rcca_R_50_w16_FPN_toy.yaml")
+PANOPTIC_CONFIG_FOLDERS = ("COCO-PanopticSegmentation", "Cityscapes-PanopticSegmentation", "Toy-PanopticSegmentation")
+TOY_PANOPTIC_CONFIG = os.path.join(CONFIG_ROOT, "Toy-PanopticSegmentation", "panoptic_fpn_rcca_R_50_w16_toy.yaml")
 
 
 def tool_env(**extra) -> dict:

@@ -24,7 +24,11 @@ EXPECTED_TREES = {
 cityscapes/
   leftImg8bit/{train,val,test}/<city>/<city>_<seq>_<frame>_leftImg8bit.png
   gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_{polygons.json,labelIds.png,instanceIds.png}
-  gtFine/.../<city>_<seq>_<frame>_gtFine_labelTrainIds.png   <- made by: python tools/prepare_cityscapes.py""",
+  gtFine/.../<city>_<seq>_<frame>_gtFine_labelTrainIds.png   <- made by: python tools/prepare_cityscapes.py
+  (panoptic: gtFine/cityscapes_panoptic_{train,val}.json + cityscapes_panoptic_{train,val}/*.png
+                                                 <- made by: cityscapesscripts' csCreatePanopticImgs
+   gtFine/cityscapes_panoptic_{train,val}_stuff/*.png, cityscapes_panoptic_{train,val}_instances.json
+                                                 <- made by: python tools/prepare_panoptic_fpn.py cityscapes)""",
     "ade20k_": """\
 ADEChallengeData2016/
   images/{training,validation}/ADE_*.jpg
@@ -34,7 +38,8 @@ ADEChallengeData2016/
 coco/
   annotations/instances_{train,val}2017.json  (panoptic_*: panoptic_{train,val}2017.json)
   {train,val}2017/*.jpg
-  (panoptic_*: panoptic_{train,val}2017/*.png, panoptic_stuff_{train,val}2017/*.png)""",
+  (panoptic_*: panoptic_{train,val}2017/*.png,
+   panoptic_stuff_{train,val}2017/*.png          <- made by: python tools/prepare_panoptic_fpn.py coco)""",
     "lip_": """\
 LIP/                                             (the official release)
   TrainVal_images/train_images/*.jpg

@@ -7,23 +7,29 @@ reports all of them at once, with the same label checks (``ccnet_d2.data.label_c
 import os
 from typing import List
 
+import numpy as np
 import tqdm
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from PIL import Image
 
 from .checks import MissingFilesError, check_dataset_available
 from .image_files import decoded_size
 from .label_checks import check_label_matches_image, load_checked_label
+from .panoptic_format import VOID_ID, rgb_to_ids
 
 __all__ = ["scan_record", "scan_dataset"]
 
 
 def scan_record(record: dict, num_classes: int, ignore_label: int) -> List[str]:
-    """The problems of one dataset record (empty when it is sound), each naming its file: a missing image
-    or label (nothing else is checked then), an image that cannot be decoded or whose size differs from the record's ``height``/``width``, a label that is not
+    """The problems of one dataset record (empty when it is sound), each naming its file: a missing image,
+    label or panoptic PNG (nothing else is checked then), a panoptic PNG that disagrees with its image's size
+    or its ``segments_info``, an image that cannot be decoded or whose size differs from the record's ``height``/``width``, a label that is not
     single-channel class ids, holds values outside the classes and ``ignore_label``, or differs in size
     from its image."""
     image_file, label_file = record["file_name"], record.get("sem_seg_file_name")
-    problems = [f"missing file {path!r}" for path in (image_file, label_file) if path and not os.path.exists(path)]
+    panoptic_file = record.get("pan_seg_file_name")
+    problems = [f"missing file {path!r}" for path in (image_file, label_file, panoptic_file)
+                if path and not os.path.exists(path)]
     if problems:
         return problems
     try:
@@ -34,6 +40,9 @@ def scan_record(record: dict, num_classes: int, ignore_label: int) -> List[str]:
     except ValueError as e:
         problems.append(str(e))
         image_file = None
+    if panoptic_file is not None:
+        problems += _panoptic_problems(panoptic_file, record.get("segments_info", []),
+                                       None if image_file is None else (height, width), image_file)
     if label_file is not None:
         try:
             labels = load_checked_label(label_file, num_classes, ignore_label)
@@ -42,6 +51,28 @@ def scan_record(record: dict, num_classes: int, ignore_label: int) -> List[str]:
         except Exception as e:  # the label checks' ValueErrors, and labels that cannot be decoded
             problems.append(str(e) if isinstance(e, ValueError) else
                             f"label {label_file!r} cannot be decoded ({type(e).__name__}: {e})")
+    return problems
+
+
+def _panoptic_problems(panoptic_file: str, segments_info: list, image_size, image_file) -> List[str]:
+    """A COCO panoptic PNG that cannot be decoded, differs in size from its image, or whose segment ids
+    differ from its record's ``segments_info``."""
+    try:
+        ids = rgb_to_ids(np.asarray(Image.open(panoptic_file).convert("RGB")))
+    except Exception as e:
+        return [f"panoptic label {panoptic_file!r} cannot be decoded ({type(e).__name__}: {e})"]
+    problems = []
+    if image_size is not None and ids.shape != tuple(image_size):
+        problems.append(f"panoptic label {panoptic_file!r} is {ids.shape[1]}x{ids.shape[0]} (WxH) but its image "
+                        f"{image_file!r} is {image_size[1]}x{image_size[0]}")
+    found = set(np.unique(ids).tolist()) - {VOID_ID}
+    listed = {int(s["id"]) for s in segments_info}
+    if found - listed:
+        problems.append(f"panoptic label {panoptic_file!r} has segment ids {sorted(found - listed)[:5]} that its "
+                        f"segments_info does not list")
+    if listed - found:
+        problems.append(f"panoptic label {panoptic_file!r} lacks the segments {sorted(listed - found)[:5]} of its "
+                        "segments_info")
     return problems
 
 

@@ -10,7 +10,7 @@ import torch
 
 from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer, defaults, hooks
-from detectron2.modeling import GeneralizedRCNN, GeneralizedRCNNWithTTA
+from detectron2.modeling import GeneralizedRCNN, GeneralizedRCNNWithTTA, PanopticFPN
 from detectron2.projects.deeplab import build_lr_scheduler as build_deeplab_lr_scheduler
 from detectron2.utils import comm
 
@@ -169,6 +169,10 @@ class Trainer(DefaultTrainer):
         window, scales, flip) logged right after the results, so no number is read without it."""
         unwrapped = getattr(model, "module", model)
         mode = getattr(unwrapped, "inference_mode", None)
+        if cfg.TEST.AUG.ENABLED and isinstance(unwrapped, PanopticFPN):
+            raise ValueError("TEST.AUG.ENABLED: Detectron2's test-time augmentation for R-CNN models "
+                             "(GeneralizedRCNNWithTTA) returns instances only, and Panoptic FPN's evaluation needs "
+                             "its panoptic and semantic outputs; set TEST.AUG.ENABLED False")
         if cfg.TEST.AUG.ENABLED and isinstance(unwrapped, GeneralizedRCNN):
             _logger.info("Evaluating with test-time augmentation: sizes %s, max size %d, flip %s",
                          list(cfg.TEST.AUG.MIN_SIZES), cfg.TEST.AUG.MAX_SIZE, cfg.TEST.AUG.FLIP)

@@ -6,16 +6,17 @@ import functools
 import os
 
 from detectron2.data import MetadataCatalog
-from detectron2.evaluation import COCOEvaluator, SemSegEvaluator
+from detectron2.evaluation import COCOEvaluator, DatasetEvaluators, SemSegEvaluator
 from detectron2.utils import comm
 
 from ..data.label_checks import load_checked_label
 from .cityscapes import CityscapesInstanceEvaluator, CityscapesSemSegEvaluator
+from .panoptic import PanopticQualityEvaluator
 
 __all__ = ["build_evaluator", "checked_sem_seg_evaluator", "EVALUATOR_TYPES"]
 
 
-EVALUATOR_TYPES = ("coco", "cityscapes_instance", "sem_seg", "cityscapes_sem_seg")
+EVALUATOR_TYPES = ("coco", "cityscapes_instance", "sem_seg", "cityscapes_sem_seg", "coco_panoptic_seg")
 
 
 def _check_single_machine(evaluator_type: str) -> None:
@@ -42,7 +43,9 @@ def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
     "sem_seg" -> SemSegEvaluator with checked labels (``checked_sem_seg_evaluator``),
     "cityscapes_instance" / "cityscapes_sem_seg" -> the official Cityscapes evaluations through the public
     cityscapesscripts (``ccnet_d2.evaluation.cityscapes``; Detectron2's own classes need an unpublished
-    package since December 2024).
+    package since December 2024),
+    "coco_panoptic_seg" -> as Detectron2's train_net: panoptic quality (``PanopticQualityEvaluator``, which
+    needs no panopticapi), the things' box and mask AP (COCOEvaluator) and the stuff branch's mIoU.
     """
     if output_folder is None:
         output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
@@ -52,6 +55,10 @@ def build_evaluator(cfg, dataset_name: str, output_folder: str = None):
         return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
     if evaluator_type == "sem_seg":
         return checked_sem_seg_evaluator(dataset_name, output_folder)
+    if evaluator_type == "coco_panoptic_seg":
+        return DatasetEvaluators([PanopticQualityEvaluator(dataset_name, output_folder),
+                                  COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False),
+                                  checked_sem_seg_evaluator(dataset_name, output_folder)])
     if evaluator_type == "cityscapes_instance":
         _check_single_machine(evaluator_type)
         return CityscapesInstanceEvaluator(dataset_name)

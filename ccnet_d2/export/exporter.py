@@ -13,7 +13,7 @@ import os
 import torch
 from torch import nn
 
-from detectron2.modeling import GeneralizedRCNN
+from detectron2.modeling import GeneralizedRCNN, PanopticFPN
 
 from ..modeling.meta_arch import CCNetSegmentor
 from .decompositions import custom_ops_as_reference, decompose_custom_ops
@@ -67,6 +67,10 @@ def export_model(model: nn.Module, image: torch.Tensor, output_dir: str, export_
             onnx_program = torch.onnx.export(program, (image.unsqueeze(0),), dynamo=True, opset_version=ONNX_OPSET,
                                              input_names=["image"], output_names=list(SEMANTIC_OUTPUTS))
             onnx_program.save(path)
+    elif isinstance(model, PanopticFPN):
+        raise ValueError("Panoptic FPN (MODEL.META_ARCHITECTURE 'PanopticFPN') cannot be exported: its panoptic "
+                         "merge runs in Python over a data-dependent number of instances, which neither tracing nor "
+                         "torch.export can capture; run it with ccnet_d2.Predictor (or DefaultPredictor)")
     elif isinstance(model, GeneralizedRCNN):
         if export_format == "torch-export":
             raise ValueError("Mask R-CNN cannot be exported with torch.export: the number of detections after "

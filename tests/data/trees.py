@@ -144,6 +144,18 @@ def make_cityscapes_scene_tree(root, split="val", count=3, size=(64, 96), city="
     return prefixes
 
 
+def make_cityscapes_panoptic_tree(root: str) -> str:
+    """``make_cityscapes_scene_tree`` for train and val, with the panoptic PNGs and json that cityscapesscripts'
+    createPanopticImgs makes from them (as for the release). Returns the gtFine folder."""
+    from cityscapesscripts.preparation.createPanopticImgs import convert2panoptic
+
+    for split in ("train", "val"):
+        make_cityscapes_scene_tree(root, split=split, count=2)
+    gt = os.path.join(root, "cityscapes", "gtFine")
+    convert2panoptic(gt, gt, setNames=["train", "val"])
+    return gt
+
+
 def make_ade20k_tree(root, counts=(("training", 2), ("validation", 1)), size=(24, 36)):
     """ADEChallengeData2016/images/<split>/ADE_*.jpg + annotations/<split>/ADE_*.png (labels 0..150).
 
@@ -253,3 +265,53 @@ def make_camvid_tree(root, size=(36, 48), source_size=(72, 96), video_sequences=
             _write_png(os.path.join(root, "CamVid", split + "annot", name + ".png"), label)
             labels[split][name] = label
     return labels, source
+
+
+def make_coco_panoptic_tree(root, splits=(("train2017", 2), ("val2017", 2)), size=(64, 96), seed=0):
+    """coco/{train,val}2017/*.jpg, annotations/panoptic_<split>.json + panoptic_<split>/*.png (COCO panoptic
+    format, all 133 COCO categories listed) and annotations/instances_<split>.json (the things as polygons):
+    per image a "person" and a "car" rectangle over two stuff halves ("banner", "blanket") and a void
+    strip. Returns the coco folder. The stuff maps (panoptic_stuff_<split>/) are for
+    tools/prepare_panoptic_fpn.py to write."""
+    from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
+
+    from ccnet_d2.data.panoptic_format import ids_to_rgb
+
+    rng = np.random.default_rng(seed)
+    coco = os.path.join(root, "coco")
+    height, width = size
+    stuff_ids = [c["id"] for c in COCO_CATEGORIES if not c["isthing"]][:2]
+    categories = [{k: c[k] for k in ("id", "name", "isthing", "supercategory") if k in c} for c in COCO_CATEGORIES]
+    os.makedirs(os.path.join(coco, "annotations"), exist_ok=True)
+    for split, count in splits:
+        images, panoptic, instances = [], [], []
+        for index in range(count):
+            image_id = 1000 * (split == "val2017") + index + 1
+            name = f"{image_id:012d}"
+            _write_jpg(os.path.join(coco, split, name + ".jpg"), height, width, rng)
+            ids = np.zeros(size, np.int64)
+            ids[: height // 2] = 1  # stuff halves; the last row stays void
+            ids[height // 2: height - 1] = 2
+            segments = [{"id": 1, "category_id": stuff_ids[0]}, {"id": 2, "category_id": stuff_ids[1]}]
+            for segment_id, category, (x0, y0, x1, y1) in ((3, 1, (8, 6, 40, 50)), (4, 3, (50, 20, 90, 44))):
+                x0, x1 = x0 + index, x1 + index
+                ids[y0:y1, x0:x1] = segment_id
+                segments.append({"id": segment_id, "category_id": category})
+                instances.append({"id": len(instances) + 1, "image_id": image_id, "category_id": category,
+                                  "iscrowd": 0, "area": float((x1 - x0) * (y1 - y0)),
+                                  "bbox": [x0, y0, x1 - x0, y1 - y0],
+                                  "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]]})
+            for segment in segments:
+                ys, xs = np.nonzero(ids == segment["id"])
+                segment.update(iscrowd=0, area=int(len(ys)), bbox=[int(xs.min()), int(ys.min()),
+                                                                   int(xs.max() - xs.min() + 1),
+                                                                   int(ys.max() - ys.min() + 1)])
+            _write_png(os.path.join(coco, f"panoptic_{split}", name + ".png"), ids_to_rgb(ids))
+            images.append({"id": image_id, "file_name": name + ".jpg", "height": height, "width": width})
+            panoptic.append({"image_id": image_id, "file_name": name + ".png", "segments_info": segments})
+        with open(os.path.join(coco, "annotations", f"panoptic_{split}.json"), "w") as f:
+            json.dump({"images": images, "annotations": panoptic, "categories": categories}, f)
+        with open(os.path.join(coco, "annotations", f"instances_{split}.json"), "w") as f:
+            json.dump({"images": images, "annotations": instances,
+                       "categories": [c for c in categories if c["isthing"]]}, f)
+    return coco

@@ -16,7 +16,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 
 from ccnet_d2.export import INSTANCE_OUTPUTS, SEMANTIC_OUTPUTS, decompositions, export_model
 from ccnet_d2.layers import compiled_op_built, compiled_op_status, criss_cross_attention_torch
-from tests.common import TOY_INSTANCE_CONFIG, TOY_SEMANTIC_CONFIG, load_tool
+from tests.common import TOY_INSTANCE_CONFIG, TOY_PANOPTIC_CONFIG, TOY_SEMANTIC_CONFIG, load_tool
 
 from .seeded import random_image, seeded_model
 
@@ -183,6 +183,13 @@ def test_mask_rcnn_torch_export_is_refused_with_the_reason(tmp_path):
     model = seeded_model(TOY_INSTANCE_CONFIG)
     with pytest.raises(ValueError, match="data-dependent.*--format onnx"):
         export_model(model, random_image(64, 64), str(tmp_path), "torch-export")
+
+
+def test_panoptic_fpn_export_is_refused_with_the_reason(tmp_path):
+    model = seeded_model(TOY_PANOPTIC_CONFIG)
+    for export_format in ("onnx", "torch-export"):
+        with pytest.raises(ValueError, match="Panoptic FPN.*cannot be exported.*ccnet_d2.Predictor"):
+            export_model(model, random_image(64, 64), str(tmp_path), export_format)
 
 
 def suppression_limits(path):

@@ -9,8 +9,10 @@ import os
 
 from .camvid import register_all_camvid
 from .cityscapes import register_all_cityscapes
+from .cityscapes_panoptic import register_all_cityscapes_panoptic
 from .lip import register_all_lip
 from .toy import register_all_toy
+from .toy_panoptic import register_all_toy_panoptic
 from .toy_video import register_all_toy_video
 from .voc import register_all_voc_sem_seg
 
@@ -23,8 +25,10 @@ def dataset_root() -> str:
 
 
 register_all_cityscapes(dataset_root())
+register_all_cityscapes_panoptic(dataset_root())
 register_all_lip(dataset_root())
 register_all_voc_sem_seg(dataset_root())
 register_all_toy()
+register_all_toy_panoptic()
 register_all_camvid(dataset_root())
 register_all_toy_video()

@@ -49,20 +49,27 @@ def toy_root() -> str:
     return os.path.expanduser(os.path.join("~", ".cache", "ccnet_d2", "toy"))
 
 
-def _background(rng) -> np.ndarray:
-    """A muted gradient plus stripes or a checkerboard plus pixel noise (uint8 HxWx3, BGR)."""
+def _background(rng, texture: str = None, strength=(10, 30)) -> np.ndarray:
+    """A muted gradient plus stripes or a checkerboard (chosen at random, or ``texture``: "stripes",
+    "checks" or "plain" for none) of an amplitude drawn from ``strength``, plus pixel noise (uint8 HxWx3, BGR)."""
     yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE].astype(np.float32) / IMAGE_SIZE
     c0, c1 = rng.uniform(50, 200, size=(2, 3))
     angle = rng.uniform(0, np.pi)
     ramp = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
     image = c0 + (c1 - c0) * (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
     period = rng.uniform(6, 20)
-    if rng.rand() < 0.5:
+    if texture is None:
+        texture = "stripes" if rng.rand() < 0.5 else "checks"
+    if texture == "stripes":
         theta = rng.uniform(0, np.pi)
-        texture = np.sin(2 * np.pi * (np.cos(theta) * xx + np.sin(theta) * yy) * IMAGE_SIZE / period)
+        pattern = np.sin(2 * np.pi * (np.cos(theta) * xx + np.sin(theta) * yy) * IMAGE_SIZE / period)
+    elif texture == "checks":
+        pattern = np.sign(np.sin(2 * np.pi * xx * IMAGE_SIZE / period) * np.sin(2 * np.pi * yy * IMAGE_SIZE / period))
+    elif texture == "plain":
+        pattern = np.zeros_like(xx)
     else:
-        texture = np.sign(np.sin(2 * np.pi * xx * IMAGE_SIZE / period) * np.sin(2 * np.pi * yy * IMAGE_SIZE / period))
-    image += rng.uniform(10, 30) * texture[..., None] + rng.normal(0, 8, size=image.shape)
+        raise ValueError(f"texture must be 'stripes', 'checks' or 'plain', got {texture!r}")
+    image += rng.uniform(*strength) * pattern[..., None] + rng.normal(0, 8, size=image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
@@ -81,9 +88,10 @@ def _shape_mask(rng, category: int) -> np.ndarray:
     return mask.astype(bool)
 
 
-def _make_image(rng):
-    """One image, its instances (category, visible mask; later ones on top) and its label map."""
-    image = _background(rng)
+def _make_image(rng, background: np.ndarray = None):
+    """One image, its instances (category, visible mask; later ones on top) and its label map. The shapes
+    are drawn on ``background`` (uint8 HxWx3, BGR) if given, else on a new ``_background``."""
+    image = _background(rng) if background is None else background.copy()
     background_colour = image.reshape(-1, 3).mean(0)
     instances = []  # [category, visible mask]
     for _ in range(rng.randint(SHAPES_PER_IMAGE[0], SHAPES_PER_IMAGE[1] + 1)):
@@ -141,10 +149,14 @@ def _missing_parts(target: str) -> list:
         if not os.path.isfile(annotations):
             missing.append(annotations)
         for folder in (os.path.join(target, split, "images"), os.path.join(target, split, "sem_seg")):
-            found = len(os.listdir(folder)) if os.path.isdir(folder) else 0
-            if found != count:
-                missing.append(f"{folder} ({found} of {count} files)")
+            missing += file_count_mismatch(folder, count)
     return missing
+
+
+def file_count_mismatch(folder: str, expected: int) -> list:
+    """``["<folder> (<found> of <expected> files)"]`` when ``folder`` holds another number of entries, else []."""
+    found = len(os.listdir(folder)) if os.path.isdir(folder) else 0
+    return [] if found == expected else [f"{folder} ({found} of {expected} files)"]
 
 
 def ensure_generated_tree(root: str, version: str, write_tree, missing_parts) -> str:

@@ -78,14 +78,9 @@ def _missing_parts(target: str) -> list:
     for split in TOY_VIDEO_SPLITS:
         expected = len(_sequences(split)) * len(LABELLED_FRAMES)
         for folder in (os.path.join(target, split), os.path.join(target, split + "annot")):
-            found = len(os.listdir(folder)) if os.path.isdir(folder) else 0
-            if found != expected:
-                missing.append(f"{folder} ({found} of {expected} files)")
+            missing += toy.file_count_mismatch(folder, expected)
         for sequence in _sequences(split):
-            frames_dir = os.path.join(target, "frames", sequence)
-            found = len(os.listdir(frames_dir)) if os.path.isdir(frames_dir) else 0
-            if found != SEQUENCE_FRAMES + 1:
-                missing.append(f"{frames_dir} ({found} of {SEQUENCE_FRAMES + 1} files)")
+            missing += toy.file_count_mismatch(os.path.join(target, "frames", sequence), SEQUENCE_FRAMES + 1)
     return missing
 
 
