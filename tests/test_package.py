@@ -13,9 +13,12 @@ assert "build_resnet_rcca_fpn_backbone" in BACKBONE_REGISTRY, "RCCA-FPN backbone
 assert "build_dilated_resnet_backbone" in BACKBONE_REGISTRY, "dilated ResNet"
 assert "CCNetHead" in SEM_SEG_HEADS_REGISTRY, "CCNet head"
 assert "CCNetSegmentor" in META_ARCH_REGISTRY, "CCNet meta-architecture"
+assert "CCNetSemSegFPNHead" in SEM_SEG_HEADS_REGISTRY, "Panoptic FPN's CCNet stuff branch"
 names = set(DatasetCatalog.list())
 for name in ("ccnet_toy_train", "ccnet_toy_val", "ccnet_toy_sem_seg_train", "ccnet_toy_sem_seg_val",
-             "lip_sem_seg_train", "lip_sem_seg_val", "voc_2012_sem_seg_train_aug", "voc_2012_sem_seg_val"):
+             "lip_sem_seg_train", "lip_sem_seg_val", "voc_2012_sem_seg_train_aug", "voc_2012_sem_seg_val",
+             "ccnet_toy_panoptic_train", "ccnet_toy_panoptic_val", "cityscapes_fine_panoptic_train_separated",
+             "cityscapes_fine_panoptic_val_separated"):
     assert name in names, name
 assert MetadataCatalog.get("lip_sem_seg_val").flip_pairs == [(14, 15), (16, 17), (18, 19)]
 for api in ("add_ccnet_config", "criss_cross_attention", "CrissCrossAttention", "RCCA", "RCCAHeadBlock"):

@@ -204,5 +204,9 @@ class PanopticQualityEvaluator(DatasetEvaluator):
         table = tabulate([[group] + [100 * summary[group][k] for k in ("pq", "sq", "rq")] + [summary[group]["n"]]
                           for group in ("All", "Things", "Stuff")],
                          headers=["", "PQ", "SQ", "RQ", "#categories"], tablefmt="pipe", floatfmt=".3f")
-        _logger.info("Panoptic quality of %s:\n%s", self._dataset_name, table)
+        kinds = {c["id"]: "thing" if c["isthing"] else "stuff" for c in categories}
+        per_category = tabulate([[names[c], kinds[c]] + [100 * v[k] for k in ("pq", "sq", "rq")]
+                                 for c, v in summary["per_category"].items()],
+                                headers=["category", "", "PQ", "SQ", "RQ"], tablefmt="pipe", floatfmt=".3f")
+        _logger.info("Panoptic quality of %s:\n%s\nPer category:\n%s", self._dataset_name, table, per_category)
         return OrderedDict({"panoptic_seg": results})

@@ -85,7 +85,9 @@ def test_context_block_cost_is_the_documented_count():
     block = RCCAHeadBlock(32, out_channels=32, inner_channels=32, recurrence=2, reduction=8, norm="GN",
                           backend="torch").eval()
     counted = count_gflops(block, (torch.rand(1, 32, 20, 28),))
-    assert counted == pytest.approx(2 * context_block_macs(32, 20, 28) / 1e9, rel=1e-9)
+    # fvcore counts the convolutions exactly and takes the einsums' count from numpy's contraction-path
+    # estimate, which here differs from the exact product by 220 of 967680 multiply-accumulates per loop
+    assert counted == pytest.approx(2 * context_block_macs(32, 20, 28) / 1e9, rel=1e-3)
     # the figure MODEL_ZOO.md quotes: CONVS_DIM 128 on the 1/4 map of an 800x1333 image (padded to 800x1344)
     assert round(2 * context_block_macs(128, 200, 336) / 1e9, 1) == 105.5
 
