@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Scan registered datasets in full and list every missing or unreadable image or label, image/label size
-mismatch and label that is not single-channel class ids within the dataset's classes, each with its path,
-then how many there are.
+mismatch, label that is not single-channel class ids within the dataset's classes and panoptic PNG that
+disagrees with its image or its segments_info, each with its path, then how many there are.
 
     DETECTRON2_DATASETS=/path/to/datasets python tools/check_dataset.py lip_sem_seg_train lip_sem_seg_val
 
