@@ -70,6 +70,9 @@ def main(argv=None) -> str:
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
     cfg.freeze()
+    if args.int8 and cfg.MODEL.META_ARCHITECTURE == "PanopticFPN":
+        raise ValueError("--int8: INT8 export is for the CCNet segmentor and Mask R-CNN; Panoptic FPN is exported "
+                         "in float32 only (drop --int8)")
     calibration = calibration_inputs(cfg, args.calibration_images) if args.int8 else None  # fails before the export
     model = build_model(cfg)
     if cfg.MODEL.WEIGHTS:

@@ -4,7 +4,8 @@
 - CCNet segmentor (``SemanticSegmentationGraph``): ``torch.export`` with dynamic height and width,
   custom operators decomposed, then ONNX through the ``torch.export``-based exporter (``dynamo=True``).
 - Mask R-CNN (+ RCCA): Detectron2's ``TracingAdapter`` path, ``torch.jit.trace`` through the
-  TorchScript-based ONNX exporter, height and width declared dynamic. ``torch.export`` cannot take
+  TorchScript-based ONNX exporter, height and width declared dynamic. Panoptic FPN the same way, with the
+  stuff logits as one more output and the merge left to ``panoptic_postprocess`` (``panoptic.py``). ``torch.export`` cannot take
   it: the number of boxes after non-maximum suppression is data-dependent and Detectron2's
   post-processing branches on it.
 """
@@ -18,6 +19,7 @@ from detectron2.modeling import GeneralizedRCNN, PanopticFPN
 from ..modeling.meta_arch import CCNetSegmentor
 from .decompositions import custom_ops_as_reference, decompose_custom_ops
 from .instance import INSTANCE_OUTPUTS, instance_tracing_adapter, limited_suppression
+from .panoptic import PANOPTIC_OUTPUTS, panoptic_tracing_adapter
 from .semantic import SemanticSegmentationGraph
 
 __all__ = ["EXPORT_FORMATS", "ONNX_OPSET", "SEMANTIC_OUTPUTS", "export_semantic_program", "export_model"]
@@ -40,16 +42,15 @@ def export_semantic_program(segmentor: CCNetSegmentor, image: torch.Tensor) -> t
     return decompose_custom_ops(program)
 
 
-def _export_instance_onnx(model: GeneralizedRCNN, image: torch.Tensor, path: str) -> None:
-    adapter = instance_tracing_adapter(model, image)
+def _export_rcnn_onnx(adapter, model: GeneralizedRCNN, image: torch.Tensor, path: str, outputs) -> None:
     with torch.no_grad(), custom_ops_as_reference(), limited_suppression(model):
         torch.onnx.export(adapter, (image,), path, dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=["image"], output_names=list(INSTANCE_OUTPUTS),
+                          input_names=["image"], output_names=list(outputs),
                           dynamic_axes={"image": {1: "height", 2: "width"}})
 
 
 def export_model(model: nn.Module, image: torch.Tensor, output_dir: str, export_format: str) -> str:
-    """Write ``model`` (a CCNetSegmentor or a GeneralizedRCNN, in eval mode) to ``output_dir`` as
+    """Write ``model`` (a CCNetSegmentor or a GeneralizedRCNN: Mask R-CNN, Panoptic FPN; in eval mode) to ``output_dir`` as
     ``model.onnx`` or ``model.pt2``; ``image`` is a sample raw image [3, H, W] (float 0..255, the
     model's ``INPUT.FORMAT``) on the model's device. Returns the file written."""
     if export_format not in EXPORT_FORMATS:
@@ -67,16 +68,15 @@ def export_model(model: nn.Module, image: torch.Tensor, output_dir: str, export_
             onnx_program = torch.onnx.export(program, (image.unsqueeze(0),), dynamo=True, opset_version=ONNX_OPSET,
                                              input_names=["image"], output_names=list(SEMANTIC_OUTPUTS))
             onnx_program.save(path)
-    elif isinstance(model, PanopticFPN):
-        raise ValueError("Panoptic FPN (MODEL.META_ARCHITECTURE 'PanopticFPN') cannot be exported: its panoptic "
-                         "merge runs in Python over a data-dependent number of instances, which neither tracing nor "
-                         "torch.export can capture; run it with ccnet_d2.Predictor (or DefaultPredictor)")
     elif isinstance(model, GeneralizedRCNN):
         if export_format == "torch-export":
-            raise ValueError("Mask R-CNN cannot be exported with torch.export: the number of detections after "
-                             "non-maximum suppression is data-dependent and Detectron2's post-processing branches "
-                             "on it; use --format onnx (Detectron2's tracing path)")
-        _export_instance_onnx(model, image, path)
+            raise ValueError("Mask R-CNN (and Panoptic FPN) cannot be exported with torch.export: the number of "
+                             "detections after non-maximum suppression is data-dependent and Detectron2's "
+                             "post-processing branches on it; use --format onnx (Detectron2's tracing path)")
+        if isinstance(model, PanopticFPN):
+            _export_rcnn_onnx(panoptic_tracing_adapter(model, image), model, image, path, PANOPTIC_OUTPUTS)
+        else:
+            _export_rcnn_onnx(instance_tracing_adapter(model, image), model, image, path, INSTANCE_OUTPUTS)
     else:
         raise TypeError(f"export: expected a CCNetSegmentor or a GeneralizedRCNN (MODEL.META_ARCHITECTURE), "
                         f"got {type(model).__name__}")

@@ -12,7 +12,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from ccnet_d2 import Predictor
-from tests.common import REPO_ROOT, TOY_INSTANCE_CONFIG, TOY_SEMANTIC_CONFIG, build_cfg, load_tool
+from tests.common import REPO_ROOT, TOY_INSTANCE_CONFIG, TOY_PANOPTIC_CONFIG, TOY_SEMANTIC_CONFIG, build_cfg, load_tool
 from tests.export.seeded import seeded_model
 
 pytestmark = pytest.mark.slow
@@ -27,11 +27,11 @@ def _doc_blocks():
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
-def _config(tmp_path, base, input_format):
+def _config(tmp_path, base, input_format, extra=""):
     """A user's config: the toy config with INPUT.FORMAT set (the toy ones are BGR)."""
     path = tmp_path / f"config_{input_format}.yaml"
     path.write_text(f'_BASE_: "{base}"\nINPUT:\n  FORMAT: "{input_format}"\nMODEL:\n  DEVICE: "cpu"\n'
-                    '  ROI_HEADS:\n    SCORE_THRESH_TEST: 0.05\n')
+                    '  ROI_HEADS:\n    SCORE_THRESH_TEST: 0.05\n' + extra)
     return str(path)
 
 
@@ -63,8 +63,9 @@ def image_file(tmp_path):
 
 def test_the_doc_has_the_blocks_this_test_runs():
     blocks = _doc_blocks()
-    assert len(blocks) == 4 and "preprocess(image_bgr, cfg)" in blocks[0]
-    assert "semantic_postprocess" in blocks[1] and "instance_postprocess" in blocks[2] and "model.pt2" in blocks[3]
+    assert len(blocks) == 5 and "preprocess(image_bgr, cfg)" in blocks[0]
+    assert "semantic_postprocess" in blocks[1] and "instance_postprocess" in blocks[2]
+    assert "panoptic_postprocess" in blocks[3] and "model.pt2" in blocks[4]
 
 
 @pytest.mark.parametrize("input_format", ["BGR", "RGB"])
@@ -72,7 +73,7 @@ def test_semantic_recipe_equals_the_predictor(tmp_path, image_file, input_format
     config = _config(tmp_path, TOY_SEMANTIC_CONFIG, input_format)
     model = seeded_model(config)
     weights = _export(tmp_path, config, model, ["onnx", "torch-export"], (64, 96))
-    setup, semantic, _, program = _doc_blocks()
+    setup, semantic, _, _, program = _doc_blocks()
     found = _run_doc(tmp_path, config, image_file, [setup, semantic, program], monkeypatch)
 
     predictor = Predictor(build_cfg(config, "MODEL.WEIGHTS", weights))
@@ -94,7 +95,7 @@ def test_instance_recipe_equals_the_predictor(tmp_path, image_file, input_format
     config = _config(tmp_path, TOY_INSTANCE_CONFIG, input_format)
     model = seeded_model(config)
     weights = _export(tmp_path, config, model, ["onnx"], (96, 64))
-    setup, _, instance, _ = _doc_blocks()
+    setup, _, instance, _, _ = _doc_blocks()
     found = _run_doc(tmp_path, config, image_file, [setup, instance], monkeypatch)
 
     expected = Predictor(build_cfg(config, "MODEL.WEIGHTS", weights))(cv2.imread(image_file))["instances"]
@@ -105,3 +106,20 @@ def test_instance_recipe_equals_the_predictor(tmp_path, image_file, input_format
     torch.testing.assert_close(got.scores, expected.scores, rtol=0, atol=5e-4)
     assert got.pred_masks.shape == expected.pred_masks.shape == (len(expected), *IMAGE_SIZE)
     assert (got.pred_masks == expected.pred_masks).float().mean() >= 0.999
+
+
+def test_panoptic_recipe_equals_the_predictor(tmp_path, image_file, monkeypatch):
+    config = _config(tmp_path, TOY_PANOPTIC_CONFIG, "BGR",
+                     "  PANOPTIC_FPN:\n    COMBINE:\n      INSTANCES_CONFIDENCE_THRESH: 0.05\n")
+    model = seeded_model(config)
+    weights = _export(tmp_path, config, model, ["onnx"], (96, 64))
+    setup, _, _, panoptic, _ = _doc_blocks()
+    found = _run_doc(tmp_path, config, image_file, [setup, panoptic], monkeypatch)
+
+    expected = Predictor(build_cfg(config, "MODEL.WEIGHTS", weights))(cv2.imread(image_file))
+    ids, expected_ids = found["segment_ids"], expected["panoptic_seg"][0]
+    assert ids.shape == expected_ids.shape == IMAGE_SIZE
+    assert any(s["isthing"] for s in expected["panoptic_seg"][1])  # things as well as stuff
+    assert [(s["category_id"], s["isthing"]) for s in found["segments"]] == \
+        [(s["category_id"], s["isthing"]) for s in expected["panoptic_seg"][1]]
+    assert (ids == expected_ids).float().mean() >= 0.995
