@@ -34,14 +34,16 @@ from .test_export import exported_with_tool
 pytestmark = pytest.mark.slow
 
 # Measured on 2026-12-07: labels agree on 99.9 % of the toy validation pixels (per image >= 99.6 %), mean
-# absolute logit change 5 % of the mean absolute logit; calibrated on images 50x too dark: 98.2 % and 36 %.
-AGREEMENT, LOGIT_CHANGE, BAD_LOGIT_CHANGE = 0.99, 0.15, 0.25
+# absolute logit change 5 % of the mean absolute logit; calibrated on images 50x too dark: 98.2 % and 25-36 %
+# (two trainings with other seeds). The negative control must fail the bound the INT8 file meets.
+AGREEMENT, LOGIT_CHANGE = 0.99, 0.15
 
 
 def trained(config: str, iterations: int, folder) -> str:
     """The weights tools/train_net.py writes after ``iterations`` iterations of ``config``."""
     command = [sys.executable, os.path.join(REPO_ROOT, "tools", "train_net.py"), "--config-file", config,
                "SOLVER.MAX_ITER", str(iterations), "SOLVER.CHECKPOINT_PERIOD", "1000", "DATALOADER.NUM_WORKERS", "0",
+               "SEED", "1",  # the same weights every run
                "OUTPUT_DIR", str(folder)]
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
@@ -102,7 +104,7 @@ def test_int8_stays_close_to_the_float_file_and_bad_calibration_does_not(float_a
         change.append(np.abs(int8_logits - logits).mean() / np.abs(logits).mean())
         dark_change.append(np.abs(dark_logits - logits).mean() / np.abs(logits).mean())
     assert np.mean(agreement) >= AGREEMENT and np.mean(change) < LOGIT_CHANGE, (agreement, change)
-    assert np.mean(dark_change) > BAD_LOGIT_CHANGE, dark_change  # negative control
+    assert np.mean(dark_change) > LOGIT_CHANGE, dark_change  # negative control
 
 
 def test_accuracy_figures_match_detectron2s_evaluator_on_the_eager_model(float_and_int8):
