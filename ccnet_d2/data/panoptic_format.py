@@ -1,10 +1,14 @@
-"""The COCO panoptic format's arithmetic: segment ids stored as RGB PNGs, and the stuff-only label map
-Panoptic FPN's semantic branch trains on (Detectron2's "separated" convention: 0 = any thing)."""
-from typing import Dict, Iterable, Sequence
+"""The COCO format's arithmetic: segment ids stored as RGB PNGs and their agreement with ``segments_info``,
+a mask's RLE annotation fields, and the stuff-only label map Panoptic FPN's semantic branch trains on
+(Detectron2's "separated" convention: 0 = any thing)."""
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
+import pycocotools.mask as mask_util
+from PIL import Image
 
-__all__ = ["ids_to_rgb", "rgb_to_ids", "segments_to_stuff_labels", "VOID_ID"]
+__all__ = ["ids_to_rgb", "rgb_to_ids", "read_panoptic_png", "segment_id_mismatch", "rle_fields",
+           "segments_to_stuff_labels", "VOID_ID"]
 
 VOID_ID = 0  # the segment id of unlabelled pixels in a COCO panoptic PNG
 
@@ -24,6 +28,27 @@ def rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
         raise ValueError(f"a COCO panoptic PNG is RGB (HxWx3), got an array of shape {rgb.shape}")
     rgb = rgb.astype(np.int64)
     return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+
+
+def read_panoptic_png(path: str) -> np.ndarray:
+    """The segment ids (int64 HxW) of the COCO panoptic PNG at ``path``."""
+    return rgb_to_ids(np.asarray(Image.open(path).convert("RGB")))
+
+
+def segment_id_mismatch(found_ids: Iterable[int], segments: Sequence[dict]) -> Tuple[List[int], List[int]]:
+    """(ids found in a panoptic PNG but not listed in its ``segments``, ids listed but not found), sorted;
+    ``found_ids`` may include the void id, which is never a segment."""
+    found = {int(i) for i in found_ids} - {VOID_ID}
+    listed = {int(s["id"]) for s in segments}
+    return sorted(found - listed), sorted(listed - found)
+
+
+def rle_fields(mask: np.ndarray) -> dict:
+    """A COCO instance annotation's ``segmentation`` (RLE, counts as text), ``area`` and ``bbox`` (XYWH) of a
+    binary HxW mask."""
+    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
+            "area": float(mask_util.area(rle)), "bbox": [float(v) for v in mask_util.toBbox(rle)]}
 
 
 def segments_to_stuff_labels(segment_ids: np.ndarray, segments: Sequence[dict], stuff_id_to_label: Dict[int, int],

@@ -10,12 +10,11 @@ from typing import List
 import numpy as np
 import tqdm
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from PIL import Image
 
 from .checks import MissingFilesError, check_dataset_available
 from .image_files import decoded_size
 from .label_checks import check_label_matches_image, load_checked_label
-from .panoptic_format import VOID_ID, rgb_to_ids
+from .panoptic_format import read_panoptic_png, segment_id_mismatch
 
 __all__ = ["scan_record", "scan_dataset"]
 
@@ -58,20 +57,19 @@ def _panoptic_problems(panoptic_file: str, segments_info: list, image_size, imag
     """A COCO panoptic PNG that cannot be decoded, differs in size from its image, or whose segment ids
     differ from its record's ``segments_info``."""
     try:
-        ids = rgb_to_ids(np.asarray(Image.open(panoptic_file).convert("RGB")))
+        ids = read_panoptic_png(panoptic_file)
     except Exception as e:
         return [f"panoptic label {panoptic_file!r} cannot be decoded ({type(e).__name__}: {e})"]
     problems = []
     if image_size is not None and ids.shape != tuple(image_size):
         problems.append(f"panoptic label {panoptic_file!r} is {ids.shape[1]}x{ids.shape[0]} (WxH) but its image "
                         f"{image_file!r} is {image_size[1]}x{image_size[0]}")
-    found = set(np.unique(ids).tolist()) - {VOID_ID}
-    listed = {int(s["id"]) for s in segments_info}
-    if found - listed:
-        problems.append(f"panoptic label {panoptic_file!r} has segment ids {sorted(found - listed)[:5]} that its "
+    unlisted, absent = segment_id_mismatch(np.unique(ids).tolist(), segments_info)
+    if unlisted:
+        problems.append(f"panoptic label {panoptic_file!r} has segment ids {unlisted[:5]} that its "
                         f"segments_info does not list")
-    if listed - found:
-        problems.append(f"panoptic label {panoptic_file!r} lacks the segments {sorted(listed - found)[:5]} of its "
+    if absent:
+        problems.append(f"panoptic label {panoptic_file!r} lacks the segments {absent[:5]} of its "
                         "segments_info")
     return problems
 

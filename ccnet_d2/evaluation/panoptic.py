@@ -21,14 +21,13 @@ from collections import OrderedDict
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
-from PIL import Image
 from tabulate import tabulate
 
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from ..data.panoptic_format import VOID_ID, rgb_to_ids
+from ..data.panoptic_format import VOID_ID, read_panoptic_png, segment_id_mismatch
 
 __all__ = ["PanopticQualityEvaluator", "Counts", "match_segments", "summarize_panoptic_quality"]
 
@@ -51,12 +50,12 @@ def _areas(segment_ids: np.ndarray, segments: Sequence[dict], what: str) -> Dict
     absent from the image, raises ValueError."""
     ids, counts = np.unique(segment_ids, return_counts=True)
     found = {int(i): int(c) for i, c in zip(ids, counts) if i != VOID_ID}
-    listed = {int(s["id"]) for s in segments}
-    if set(found) - listed:
-        raise ValueError(f"{what}: segment ids {sorted(set(found) - listed)[:5]} are in the image but not in its "
-                         f"segments_info {sorted(listed)[:10]}")
-    if listed - set(found):
-        raise ValueError(f"{what}: segments {sorted(listed - set(found))[:5]} of segments_info cover no pixel")
+    unlisted, absent = segment_id_mismatch(found, segments)
+    if unlisted:
+        raise ValueError(f"{what}: segment ids {unlisted[:5]} are in the image but not in its "
+                         f"segments_info {sorted(int(s['id']) for s in segments)[:10]}")
+    if absent:
+        raise ValueError(f"{what}: segments {absent[:5]} of segments_info cover no pixel")
     return found
 
 
@@ -178,7 +177,7 @@ class PanopticQualityEvaluator(DatasetEvaluator):
                                f"{self._metadata.panoptic_json}")
             annotation = annotations[sample["image_id"]]
             gt_file = os.path.join(self._metadata.panoptic_root, annotation["file_name"])
-            gt_ids = rgb_to_ids(np.asarray(Image.open(gt_file).convert("RGB")))
+            gt_ids = read_panoptic_png(gt_file)
             image_counts = match_segments(gt_ids, annotation["segments_info"], pred_ids, pred_segments,
                                           what=f"panoptic prediction of {sample.get('file_name')} against {gt_file}")
             for category, c in image_counts.items():

@@ -4,7 +4,7 @@ Detectron2 registers Cityscapes panoptic as ``cityscapes_fine_panoptic_{train,va
 one contiguous space of 19 train ids, no instance annotations, no stuff-only labels. Panoptic FPN needs
 the separated form that Detectron2 gives COCO (``coco_2017_*_panoptic_separated``): the things as instances
 (8 classes, contiguous from 0) and stuff-only labels (0 = any thing, the 11 stuff classes from 1, in
-train-id order). ``tools/prepare_panoptic_fpn.py --cityscapes`` writes both from the panoptic PNGs that
+train-id order). ``tools/prepare_panoptic_fpn.py cityscapes`` writes both from the panoptic PNGs that
 cityscapesscripts' ``createPanopticImgs`` makes (:func:`prepare_cityscapes_panoptic`); this module
 registers the result under Detectron2's naming. PQ is computed on the panoptic json and PNGs themselves,
 with the official label ids.

@@ -7,7 +7,7 @@ maps from ``coco/panoptic_stuff_{train,val}2017/``, which its source tree's
 ``datasets/prepare_panoptic_fpn.py`` writes; that script is not installed with Detectron2, so
 ``tools/prepare_panoptic_fpn.py`` writes them with :func:`write_stuff_labels`. For Cityscapes, whose
 instance annotations are polygons of another kind, it also writes the things of the panoptic PNGs as a
-COCO instances json (:func:`write_thing_instances`), and ``cityscapes.py`` registers the result as
+COCO instances json (:func:`write_thing_instances`), and ``cityscapes_panoptic.py`` registers the result as
 ``cityscapes_fine_panoptic_{train,val}_separated``. :func:`load_separated_panoptic` makes the records (the
 toy panoptic dataset uses it too).
 """
@@ -17,12 +17,11 @@ from multiprocessing import Pool
 from typing import Callable, Dict, Iterable
 
 import numpy as np
-import pycocotools.mask as mask_util
 from PIL import Image
 
 from detectron2.data.datasets import load_coco_json
 
-from ..panoptic_format import rgb_to_ids, segments_to_stuff_labels
+from ..panoptic_format import read_panoptic_png, rle_fields, segments_to_stuff_labels
 
 __all__ = ["write_stuff_labels", "write_thing_instances", "load_separated_panoptic", "separated_metadata"]
 
@@ -30,7 +29,7 @@ __all__ = ["write_stuff_labels", "write_thing_instances", "load_separated_panopt
 def _read_ids(path: str, listed_in: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"panoptic PNG {path!r} is listed in {listed_in} but missing")
-    return rgb_to_ids(np.asarray(Image.open(path).convert("RGB")))
+    return read_panoptic_png(path)
 
 
 def _convert(task):
@@ -42,8 +41,8 @@ def _convert(task):
     Image.fromarray(labels).save(target)
 
 
-def _annotations(panoptic_json: str) -> list:
-    with open(panoptic_json) as f:
+def _read_json(path: str) -> dict:
+    with open(path) as f:
         return json.load(f)
 
 
@@ -52,7 +51,7 @@ def write_stuff_labels(panoptic_json: str, panoptic_root: str, stuff_root: str, 
     """Write ``stuff_root/<file_name>`` (uint8 PNG) for every annotation of ``panoptic_json`` from its PNG in
     ``panoptic_root``: thing pixels 0, a stuff segment's pixels ``stuff_id_to_label[category_id]``, void 255.
     Returns the number of files written."""
-    annotations = _annotations(panoptic_json)["annotations"]
+    annotations = _read_json(panoptic_json)["annotations"]
     os.makedirs(stuff_root, exist_ok=True)
     thing_ids = sorted(thing_ids)
     tasks = [(os.path.join(panoptic_root, a["file_name"]), os.path.join(stuff_root, a["file_name"]),
@@ -71,7 +70,7 @@ def write_thing_instances(panoptic_json: str, panoptic_root: str, instances_json
     """Write the thing segments of ``panoptic_json`` as a COCO instances json (RLE masks from the PNGs,
     crowd regions kept as ``iscrowd`` 1, the same image ids); ``image_file_name(image entry)`` gives each
     image's file name relative to the image root. Returns the number of instances."""
-    data = _annotations(panoptic_json)
+    data = _read_json(panoptic_json)
     thing_ids = set(thing_ids)
     instances = []
     for annotation in data["annotations"]:
@@ -80,11 +79,9 @@ def write_thing_instances(panoptic_json: str, panoptic_root: str, instances_json
             continue
         ids = _read_ids(os.path.join(panoptic_root, annotation["file_name"]), panoptic_json)
         for segment in things:
-            rle = mask_util.encode(np.asfortranarray((ids == segment["id"]).astype(np.uint8)))
             instances.append({"id": len(instances) + 1, "image_id": annotation["image_id"],
                               "category_id": segment["category_id"], "iscrowd": int(segment.get("iscrowd", 0)),
-                              "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
-                              "area": float(mask_util.area(rle)), "bbox": [float(v) for v in mask_util.toBbox(rle)]})
+                              **rle_fields(ids == segment["id"])})
     images = [dict(image, file_name=image_file_name(image)) for image in data["images"]]
     categories = [c for c in data["categories"] if c["id"] in thing_ids]
     with open(instances_json, "w") as f:
@@ -110,7 +107,7 @@ def load_separated_panoptic(instances_json: str, image_root: str, panoptic_json:
     with ``sem_seg_file_name`` (the stuff map), ``pan_seg_file_name`` and ``segments_info`` (contiguous
     category ids and ``isthing``, as ``load_coco_panoptic_json`` gives them)."""
     records = load_coco_json(instances_json, image_root, dataset_name)
-    panoptic = {a["image_id"]: a for a in _annotations(panoptic_json)["annotations"]}
+    panoptic = {a["image_id"]: a for a in _read_json(panoptic_json)["annotations"]}
     things, stuff = metadata["thing_dataset_id_to_contiguous_id"], metadata["stuff_dataset_id_to_contiguous_id"]
     for record in records:
         if record["image_id"] not in panoptic:

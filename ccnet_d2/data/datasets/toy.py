@@ -22,10 +22,11 @@ import tempfile
 
 import cv2
 import numpy as np
-import pycocotools.mask as mask_util
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
+
+from ..panoptic_format import rle_fields
 
 __all__ = ["TOY_CLASSES", "TOY_SPLITS", "toy_root", "ensure_toy_dataset", "ensure_generated_tree", "register_all_toy"]
 
@@ -130,12 +131,8 @@ def _write_split(split_dir: str, annotation_file: str, split: str) -> None:
         cv2.imwrite(os.path.join(split_dir, "sem_seg", name), label)
         images.append({"id": image_id, "file_name": name, "height": IMAGE_SIZE, "width": IMAGE_SIZE})
         for category, visible in instances:
-            rle = mask_util.encode(np.asfortranarray(visible.astype(np.uint8)))
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": category + 1, "iscrowd": 0,
-                "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
-                "area": float(mask_util.area(rle)), "bbox": [float(v) for v in mask_util.toBbox(rle)],
-            })
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": category + 1,
+                                "iscrowd": 0, **rle_fields(visible)})
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(TOY_CLASSES)]
     with open(annotation_file, "w") as f:
         json.dump({"images": images, "annotations": annotations, "categories": categories}, f)

@@ -21,11 +21,10 @@ import os
 
 import cv2
 import numpy as np
-import pycocotools.mask as mask_util
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..panoptic_format import ids_to_rgb, segments_to_stuff_labels
+from ..panoptic_format import ids_to_rgb, rle_fields, segments_to_stuff_labels
 from . import toy
 from .panoptic_separated import load_separated_panoptic, separated_metadata
 
@@ -103,11 +102,8 @@ def _write_split(folder: str, split: str) -> None:
         for category, visible in instances:  # things: one segment per shape
             segments.append({"id": len(segments) + 1, "category_id": THING_IDS[category], "iscrowd": 0})
             segment_ids[visible] = segments[-1]["id"]
-            rle = mask_util.encode(np.asfortranarray(visible.astype(np.uint8)))
-            instance_annotations.append({
-                "id": len(instance_annotations) + 1, "image_id": image_id, "category_id": THING_IDS[category],
-                "iscrowd": 0, "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
-                "area": float(mask_util.area(rle)), "bbox": [float(v) for v in mask_util.toBbox(rle)]})
+            instance_annotations.append({"id": len(instance_annotations) + 1, "image_id": image_id,
+                                         "category_id": THING_IDS[category], "iscrowd": 0, **rle_fields(visible)})
         uncovered = segment_ids == 0
         for kind in np.unique(stuff[uncovered]):  # stuff: one segment per class, what the things leave
             segments.append({"id": len(segments) + 1, "category_id": STUFF_IDS[kind], "iscrowd": 0})
